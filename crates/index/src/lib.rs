@@ -1,0 +1,1 @@
+//! The embedding index: algorithm and on-page layout, generic over a page-storage trait.

@@ -1,0 +1,1 @@
+//! The SynthTriplet model: encoders, conditional generator and critic, training and evaluation.
