@@ -1,3 +1,38 @@
+//! synthsearch: SynthTriplet-GAN multimodal product search inside PostgreSQL.
+//!
+//! This crate is the PostgreSQL glue: types, SQL functions and settings. The algorithms live in the
+//! PostgreSQL-free crates under `crates/`.
+
 use pgrx::prelude::*;
 
+mod datatype;
+mod fmgr;
+mod gucs;
+mod torch;
+
 ::pgrx::pg_module_magic!(name, version);
+
+// The embedding type, its functions, operators, casts and operator classes are written by hand in
+// sql/, where their exact SQL signatures are reviewable; they run after pgrx's generated SQL.
+pgrx::extension_sql_file!("../sql/embedding.sql", name = "embedding", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // Settings only: never touch libtorch or CUDA here, the postmaster forks every backend.
+    gucs::init();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -538,7 +538,7 @@ mod tests {
         assert_eq!(g.get_pixel(8, 2).0, [0, 0, 255]);
         assert_eq!(g.get_pixel(2, 8).0, [255, 0, 0]);
         assert_eq!(g.get_pixel(8, 8).0, [255, 255, 255], "empty cell");
-        let png = grid_png(&[g.clone()], 1, 0).unwrap();
+        let png = grid_png(std::slice::from_ref(&g), 1, 0).unwrap();
         assert_eq!(decode(&png, &DecodeLimits::default()).unwrap(), g);
     }
 }

@@ -33,7 +33,8 @@ impl Rng {
     /// Uniform in 0..n; n must be positive.
     pub(crate) fn below(&mut self, n: usize) -> usize {
         debug_assert!(n > 0);
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        // Lemire's multiply-shift: no modulo bias worth caring about for n below 2^32.
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {

@@ -76,11 +76,26 @@ pub fn format(values: &[f32]) -> String {
         if i > 0 {
             out.push(',');
         }
-        // Rust's Display for f32 is shortest round-trip, never exponent form.
-        write!(out, "{v}").expect("writing to a String cannot fail");
+        write_real(&mut out, *v);
     }
     out.push(']');
     out
+}
+
+/// Shortest text that reads back to the same float4, with PostgreSQL's float4out choice between
+/// plain and exponent form (exponent below -4 or from 15 on: `1e-05`, `3.4028235e+38`).
+fn write_real(out: &mut String, v: f32) {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e15).contains(&a) {
+        let e = format!("{v:e}");
+        let (mantissa, exp) = e.split_once('e').expect("LowerExp writes an exponent");
+        let exp: i32 = exp.parse().expect("LowerExp writes an integer exponent");
+        let sign = if exp < 0 { '-' } else { '+' };
+        write!(out, "{mantissa}e{sign}{:02}", exp.abs()).expect("writing to a String cannot fail");
+    } else {
+        // Display for f32 is the shortest round-trip decimal.
+        write!(out, "{v}").expect("writing to a String cannot fail");
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +108,7 @@ mod tests {
         assert_eq!(parse("  [ 1 , 2.5 ,\t-3 ]  ").unwrap(), vec![1.0, 2.5, -3.0]);
         assert_eq!(parse("[1e3]").unwrap(), vec![1000.0]);
         assert_eq!(format(&[1.0, 2.5, -3.0]), "[1,2.5,-3]");
+        assert_eq!(format(&[1e-5, 3.4028235e38, -1.5e20, 0.0001, 1e14]), "[1e-05,3.4028235e+38,-1.5e+20,0.0001,100000000000000]");
         let v = [0.1f32, 1e-30, 3.4e38, -7.25];
         assert_eq!(parse(&format(&v)).unwrap(), v);
     }

@@ -1,0 +1,167 @@
+//! `aminsert`: a vector goes to its nearest list's head pages. Also the append routine the build
+//! shares.
+
+use crate::meta::{self, Meta};
+use crate::page::{self, Kind, ListEntry};
+use crate::quantize::Quantizer;
+use crate::relation::Relation;
+use crate::{Metric, Tid, kmeans};
+
+/// A vector the index cannot take: a user's mistake.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertError {
+    Dims { expected: usize, got: usize },
+    NotFinite { index: usize },
+}
+
+impl std::fmt::Display for InsertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InsertError::Dims { expected, got } => {
+                write!(f, "expected {expected} dimensions, not {got}")
+            }
+            InsertError::NotFinite { index } => {
+                write!(f, "embedding value at position {index} is not finite")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InsertError {}
+
+/// Checks and prepares a vector for `metric`; `Ok(None)` for a zero vector under cosine (not indexed).
+pub fn prepare(metric: Metric, dims: usize, v: &[f32]) -> Result<Option<Vec<f32>>, InsertError> {
+    if v.len() != dims {
+        return Err(InsertError::Dims {
+            expected: dims,
+            got: v.len(),
+        });
+    }
+    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+        return Err(InsertError::NotFinite { index });
+    }
+    let mut v = v.to_vec();
+    Ok(metric.prepare(&mut v).then_some(v))
+}
+
+/// One encoded vector waiting to be written.
+pub struct Encoded<'a> {
+    pub tid: Tid,
+    pub values: &'a [f32],
+    pub code: &'a [u8],
+    pub error: f32,
+}
+
+/// Writes vectors then their codes into list pages, growing each chain at its head when full.
+/// Updates `entry` (heads, live count); the caller writes the entry back.
+pub fn append<R: Relation>(rel: &R, dims: usize, entry: &mut ListEntry, items: &[Encoded<'_>]) {
+    let vstride = page::vec_stride(dims);
+    let vcap = page::capacity(vstride);
+    let mut places = Vec::with_capacity(items.len());
+    let mut i = 0;
+    while i < items.len() {
+        let (blk, mut p) = open_head(rel, &mut entry.vec_head, Kind::Vectors, vcap);
+        let mut n = page::header(&p).count as usize;
+        while n < vcap && i < items.len() {
+            page::write_vector(
+                &mut p,
+                page::record(n, vstride),
+                items[i].tid,
+                items[i].values,
+            );
+            places.push((blk, n as u16));
+            n += 1;
+            i += 1;
+        }
+        page::set_count(&mut p, n as u16);
+    }
+    let cstride = page::code_stride(dims);
+    let ccap = page::capacity(cstride);
+    let mut i = 0;
+    while i < items.len() {
+        let (_, mut p) = open_head(rel, &mut entry.code_head, Kind::Codes, ccap);
+        let mut n = page::header(&p).count as usize;
+        while n < ccap && i < items.len() {
+            let off = page::record(n, cstride);
+            let (vec_block, vec_slot) = places[i];
+            page::CodeHead {
+                tid: items[i].tid,
+                vec_block,
+                vec_slot,
+                error: items[i].error,
+            }
+            .write(&mut p, off);
+            p[off + page::CODE..off + page::CODE + dims].copy_from_slice(items[i].code);
+            n += 1;
+            i += 1;
+        }
+        page::set_count(&mut p, n as u16);
+    }
+    entry.live += items.len() as u32;
+}
+
+/// The chain's head page with room for a record, adding a new head in front when it is full.
+fn open_head<'a, R: Relation>(
+    rel: &'a R,
+    head: &mut u32,
+    kind: Kind,
+    cap: usize,
+) -> (u32, R::WriteGuard<'a>) {
+    if *head != crate::relation::INVALID_BLOCK {
+        let p = rel.write(*head);
+        let h = page::expect(&p, *head, kind);
+        if (h.count as usize) < cap {
+            return (*head, p);
+        }
+    }
+    let (blk, mut p) = rel.extend();
+    page::init(&mut p, kind, *head);
+    *head = blk;
+    (blk, p)
+}
+
+/// Adds one heap tuple's vector. Returns false when it is not indexed (a zero vector under cosine).
+pub fn insert<R: Relation>(rel: &R, tid: Tid, vector: &[f32]) -> Result<bool, InsertError> {
+    let meta = meta::read_meta(rel);
+    insert_with(rel, &meta, tid, vector)
+}
+
+/// As [`insert`], with the meta page already read (the glue may cache it per statement).
+pub fn insert_with<R: Relation>(
+    rel: &R,
+    meta: &Meta,
+    tid: Tid,
+    vector: &[f32],
+) -> Result<bool, InsertError> {
+    let Some(v) = prepare(meta.metric, meta.dims, vector)? else {
+        return Ok(false);
+    };
+    let (entries, centroids) = meta::read_directory(rel, meta);
+    let (list, _) = kmeans::nearest(&centroids, meta.dims, &v);
+    let centroid = &centroids[list as usize * meta.dims..(list as usize + 1) * meta.dims];
+    let e = entries[list as usize];
+    let mut code = vec![0u8; meta.dims];
+    let error = Quantizer {
+        lo: e.lo,
+        step: e.step,
+    }
+    .encode(&v, centroid, &mut code);
+    // Directory page first, then list pages: the same lock order as every other writer.
+    let (blk, off) = meta.entry_at(list);
+    let mut dir = rel.write(blk);
+    page::expect(&dir, blk, Kind::Directory);
+    let mut entry = ListEntry::read(&dir, off);
+    append(
+        rel,
+        meta.dims,
+        &mut entry,
+        &[Encoded {
+            tid,
+            values: &v,
+            code: &code,
+            error,
+        }],
+    );
+    entry.write(&mut dir, off);
+    Ok(true)
+}

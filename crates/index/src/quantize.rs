@@ -1,0 +1,183 @@
+//! 8-bit scalar quantization of residuals (vector minus its list centroid), one (lo, step) pair
+//! per list shared by every dimension, and the kernels that estimate distances from codes.
+//!
+//! Each code record also stores its exact quantization error e = |x - decode(code)|, so a scan
+//! knows a lower bound on the true distance (triangle inequality: |q - x| >= |q - x'| - e, and
+//! |q·x - q·x'| <= |q| e) and reranks only the candidates that bound cannot rule out.
+
+const LANES: usize = 16;
+
+/// Code `c` stands for `lo + c * step` in every dimension.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantizer {
+    pub lo: f32,
+    pub step: f32,
+}
+
+impl Quantizer {
+    /// Covers [lo, hi]; values outside are clamped (their error is recorded, so bounds stay true).
+    pub fn fit(lo: f32, hi: f32) -> Quantizer {
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi >= lo {
+            (lo, hi)
+        } else {
+            (-1.0, 1.0)
+        };
+        Quantizer {
+            lo,
+            step: ((hi - lo) / 255.0).max(1e-20),
+        }
+    }
+
+    /// Encodes `x - centroid` into `out`, returning |x - decoded|.
+    pub fn encode(&self, x: &[f32], centroid: &[f32], out: &mut [u8]) -> f32 {
+        let inv = 1.0 / self.step;
+        let mut err = 0.0f64;
+        for ((o, &v), &c) in out.iter_mut().zip(x).zip(centroid) {
+            let r = v - c;
+            let code = ((r - self.lo) * inv).round().clamp(0.0, 255.0);
+            *o = code as u8;
+            let d = (r - (self.lo + code * self.step)) as f64;
+            err += d * d;
+        }
+        // Round up a little so float error in the scan's arithmetic cannot make the bound lie.
+        (err.sqrt() * (1.0 + 1e-5) + 1e-6) as f32
+    }
+}
+
+#[inline(always)]
+fn l2_codes_body(q: &[f32], page: &[u8], first: usize, stride: usize, n: usize, out: &mut [f32]) {
+    let dims = q.len();
+    let (qc, qr) = q.split_at(dims / LANES * LANES);
+    for (r, o) in out.iter_mut().enumerate().take(n) {
+        let start = first + r * stride;
+        let code = &page[start..start + dims];
+        let (cc, cr) = code.split_at(qc.len());
+        let mut acc = [0.0f32; LANES];
+        for (x, y) in qc.chunks_exact(LANES).zip(cc.chunks_exact(LANES)) {
+            for i in 0..LANES {
+                let d = x[i] - y[i] as f32;
+                acc[i] += d * d;
+            }
+        }
+        let mut s: f32 = acc.iter().sum();
+        for (x, y) in qr.iter().zip(cr) {
+            let d = x - *y as f32;
+            s += d * d;
+        }
+        *o = s;
+    }
+}
+
+#[inline(always)]
+fn dot_codes_body(q: &[f32], page: &[u8], first: usize, stride: usize, n: usize, out: &mut [f32]) {
+    let dims = q.len();
+    let (qc, qr) = q.split_at(dims / LANES * LANES);
+    for (r, o) in out.iter_mut().enumerate().take(n) {
+        let start = first + r * stride;
+        let code = &page[start..start + dims];
+        let (cc, cr) = code.split_at(qc.len());
+        let mut acc = [0.0f32; LANES];
+        for (x, y) in qc.chunks_exact(LANES).zip(cc.chunks_exact(LANES)) {
+            for i in 0..LANES {
+                acc[i] += x[i] * y[i] as f32;
+            }
+        }
+        let mut s: f32 = acc.iter().sum();
+        for (x, y) in qr.iter().zip(cr) {
+            s += x * *y as f32;
+        }
+        *o = s;
+    }
+}
+
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident, $body:ident) => {
+        $(#[$doc])*
+        /// Record `r`'s code starts at `page[first + r * stride]`; results go to `out[..n]`.
+        pub fn $name(q: &[f32], page: &[u8], first: usize, stride: usize, n: usize, out: &mut [f32]) {
+            assert!(out.len() >= n && (n == 0 || first + (n - 1) * stride + q.len() <= page.len()));
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn wide(q: &[f32], page: &[u8], first: usize, stride: usize, n: usize, out: &mut [f32]) {
+                    $body(q, page, first, stride, n, out)
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // Safety: the features were detected on this CPU just above.
+                    return unsafe { wide(q, page, first, stride, n, out) };
+                }
+            }
+            $body(q, page, first, stride, n, out)
+        }
+    };
+}
+
+dispatch!(
+    /// Σ (q[d] - code[d])² for each of `n` code records; `q` is the query residual in code units.
+    l2_codes, l2_codes_body
+);
+dispatch!(
+    /// Σ q[d] * code[d] for each of `n` code records.
+    dot_codes, dot_codes_body
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_match_plain_loops_and_error_bounds_hold() {
+        let dims = 37;
+        let stride = 60;
+        let n = 5;
+        let mut page = vec![0u8; 8 + n * stride];
+        let mut s = 7u32;
+        let mut next = || {
+            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        };
+        let q: Vec<f32> = (0..dims).map(|_| next() * 300.0).collect();
+        let c: Vec<f32> = (0..dims).map(|_| next()).collect();
+        let quant = Quantizer::fit(-0.8, 0.8);
+        let mut xs = vec![];
+        for r in 0..n {
+            let x: Vec<f32> = (0..dims).map(|_| next()).collect();
+            let off = 8 + r * stride;
+            let e = quant.encode(&x, &c, &mut page[off..off + dims]);
+            let dec: Vec<f32> = page[off..off + dims]
+                .iter()
+                .zip(&c)
+                .map(|(&k, &cc)| cc + quant.lo + k as f32 * quant.step)
+                .collect();
+            let true_e: f32 = x
+                .iter()
+                .zip(&dec)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                .sqrt();
+            assert!(e >= true_e && e <= true_e * 1.001 + 1e-5, "{e} vs {true_e}");
+            xs.push(x);
+        }
+        let mut out = vec![0.0; n];
+        l2_codes(&q, &page, 8, stride, n, &mut out);
+        for r in 0..n {
+            let off = 8 + r * stride;
+            let want: f32 = q
+                .iter()
+                .zip(&page[off..off + dims])
+                .map(|(a, &b)| (a - b as f32).powi(2))
+                .sum();
+            assert!((out[r] - want).abs() <= 1e-3 * want.abs().max(1.0));
+        }
+        dot_codes(&q, &page, 8, stride, n, &mut out);
+        for r in 0..n {
+            let off = 8 + r * stride;
+            let want: f32 = q
+                .iter()
+                .zip(&page[off..off + dims])
+                .map(|(a, &b)| a * b as f32)
+                .sum();
+            assert!((out[r] - want).abs() <= 1e-3 * want.abs().max(1.0));
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! `amgettuple`: an iterator over the index in distance order that never runs dry early.
+//!
+//! A scan probes the `nprobe` lists whose centroids are nearest the query. For every code in them
+//! it estimates the distance and, from the code's stored quantization error, a lower bound on the
+//! true distance. Candidates are reranked with their stored full vector in lower-bound order, and
+//! a result is returned once no unreranked candidate could beat it: within the probed lists the
+//! order is exact, and only the rows that might be next are reranked. When the probed lists are
+//! used up the scan probes the next `nprobe` lists, and so on until every list is done (or
+//! `max_probes` lists), so a query whose WHERE clause drops rows still gets every row. Rows from a
+//! later round can be nearer than rows of an earlier one (pgvector calls this relaxed order).
+
+use crate::meta::{self, Meta};
+use crate::options::{OptionsError, ScanOptions};
+use crate::page::{self, CodeHead, Kind, ListEntry};
+use crate::quantize;
+use crate::relation::{INVALID_BLOCK, Relation};
+use crate::{Metric, Tid};
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub tid: Tid,
+    /// The exact distance in the metric's own units (`<->`, `<=>` or `<#>`); NaN for a zero
+    /// query under cosine.
+    pub distance: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanError {
+    Dims { expected: usize, got: usize },
+    NotFinite { index: usize },
+    Options(OptionsError),
+}
+
+impl std::fmt::Display for ScanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanError::Dims { expected, got } => {
+                write!(f, "expected {expected} dimensions, not {got}")
+            }
+            ScanError::NotFinite { index } => {
+                write!(f, "query value at position {index} is not finite")
+            }
+            ScanError::Options(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Counters for EXPLAIN-like reporting and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub rounds: u32,
+    pub lists: u32,
+    pub codes: u64,
+    pub reranked: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Candidate {
+    bound: f32,
+    tid: Tid,
+    vec_block: u32,
+    vec_slot: u16,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.bound.total_cmp(&o.bound).then(self.tid.cmp(&o.tid))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Ready {
+    distance: f32,
+    tid: Tid,
+}
+
+impl PartialEq for Ready {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.distance
+            .total_cmp(&o.distance)
+            .then(self.tid.cmp(&o.tid))
+    }
+}
+
+/// A scan's state. It holds no page: the extension keeps it in the scan descriptor between
+/// `amgettuple` calls and passes the relation to each [`Scan::next`].
+pub struct Scan {
+    meta: Meta,
+    query: Vec<f32>,
+    query_norm: f32,
+    query_sum: f32,
+    /// A zero query under cosine: every distance is NaN, rows come back in list order.
+    nan: bool,
+    /// Lists nearest first: (centroid distance, list, entry).
+    order: Vec<(f32, u32, ListEntry)>,
+    next_list: usize,
+    limit: usize,
+    nprobe: usize,
+    pending: BinaryHeap<Reverse<Candidate>>,
+    ready: BinaryHeap<Reverse<Ready>>,
+    stats: ScanStats,
+    residual: Vec<f32>,
+    estimates: Vec<f32>,
+}
+
+impl Scan {
+    pub fn new<R: Relation>(rel: &R, query: &[f32], opts: ScanOptions) -> Result<Scan, ScanError> {
+        opts.validate().map_err(ScanError::Options)?;
+        let meta = meta::read_meta(rel);
+        if query.len() != meta.dims {
+            return Err(ScanError::Dims {
+                expected: meta.dims,
+                got: query.len(),
+            });
+        }
+        if let Some(index) = query.iter().position(|x| !x.is_finite()) {
+            return Err(ScanError::NotFinite { index });
+        }
+        let mut q = query.to_vec();
+        let nan = !meta.metric.prepare(&mut q);
+        let mut order = Vec::with_capacity(meta.lists as usize);
+        for d in 0..meta.dir_pages {
+            let blk = meta.dir_start + d;
+            let p = rel.read(blk);
+            page::expect(&p, blk, Kind::Directory);
+            let first = d * meta.per_dir_page;
+            for i in 0..meta.per_dir_page.min(meta.lists - first) {
+                let off = page::record(i as usize, page::dir_stride(meta.dims));
+                let c = page::get_f32s(&p, off + page::CENTROID, meta.dims);
+                let key = match meta.metric {
+                    Metric::L2 | Metric::Cosine => synthsearch_vector::l2_squared(&q, &c),
+                    Metric::InnerProduct => -synthsearch_vector::dot(&q, &c),
+                };
+                order.push((key, first + i, ListEntry::read(&p, off)));
+            }
+        }
+        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let limit = if opts.max_probes == 0 {
+            order.len()
+        } else {
+            (opts.max_probes as usize).min(order.len())
+        };
+        Ok(Scan {
+            query_norm: synthsearch_vector::norm(&q) as f32,
+            query_sum: q.iter().sum(),
+            residual: vec![0.0; meta.dims],
+            meta,
+            query: q,
+            nan,
+            order,
+            next_list: 0,
+            limit,
+            nprobe: opts.nprobe as usize,
+            pending: BinaryHeap::new(),
+            ready: BinaryHeap::new(),
+            stats: ScanStats::default(),
+            estimates: Vec::new(),
+        })
+    }
+
+    pub fn stats(&self) -> ScanStats {
+        self.stats
+    }
+
+    /// The next row, nearest first within the probed lists; None when every list allowed is done.
+    pub fn next<R: Relation>(&mut self, rel: &R) -> Option<Hit> {
+        loop {
+            while let Some(Reverse(top)) = self.pending.peek() {
+                if let Some(Reverse(r)) = self.ready.peek()
+                    && r.distance <= top.bound
+                {
+                    break;
+                }
+                let c = *top;
+                self.pending.pop();
+                if let Some(distance) = self.rerank(rel, &c) {
+                    self.ready.push(Reverse(Ready {
+                        distance,
+                        tid: c.tid,
+                    }));
+                }
+            }
+            if let Some(Reverse(r)) = self.ready.pop() {
+                let distance = if self.nan { f32::NAN } else { r.distance };
+                return Some(Hit {
+                    tid: r.tid,
+                    distance,
+                });
+            }
+            if !self.probe_round(rel) {
+                return None;
+            }
+        }
+    }
+
+    /// An iterator over the rest of the scan.
+    pub fn iter<'a, R: Relation>(&'a mut self, rel: &'a R) -> impl Iterator<Item = Hit> + 'a {
+        std::iter::from_fn(move || self.next(rel))
+    }
+
+    fn rerank<R: Relation>(&mut self, rel: &R, c: &Candidate) -> Option<f32> {
+        self.stats.reranked += 1;
+        let p = rel.read(c.vec_block);
+        let h = page::expect(&p, c.vec_block, Kind::Vectors);
+        let stride = page::vec_stride(self.meta.dims);
+        if c.vec_slot >= h.count {
+            panic!(
+                "data corruption: code points at slot {} of block {} which has {}",
+                c.vec_slot, c.vec_block, h.count
+            );
+        }
+        let off = page::record(c.vec_slot as usize, stride);
+        if page::vector_tid(&p, off) != c.tid {
+            panic!(
+                "data corruption: vector at block {} slot {} belongs to another row",
+                c.vec_block, c.vec_slot
+            );
+        }
+        let x = page::get_f32s(&p, off + page::VALUES, self.meta.dims);
+        Some(self.meta.metric.distance(&self.query, &x))
+    }
+
+    /// Reads the codes of the next `nprobe` lists into the candidate heap. False when none are left.
+    fn probe_round<R: Relation>(&mut self, rel: &R) -> bool {
+        if self.next_list >= self.limit {
+            return false;
+        }
+        let end = (self.next_list + self.nprobe).min(self.limit);
+        let mut cands = Vec::new();
+        for i in self.next_list..end {
+            let (_, list, entry) = self.order[i];
+            self.probe_list(rel, list, &entry, &mut cands);
+        }
+        self.next_list = end;
+        self.stats.rounds += 1;
+        self.pending = BinaryHeap::from(cands);
+        true
+    }
+
+    fn probe_list<R: Relation>(
+        &mut self,
+        rel: &R,
+        list: u32,
+        entry: &ListEntry,
+        out: &mut Vec<Reverse<Candidate>>,
+    ) {
+        self.stats.lists += 1;
+        let dims = self.meta.dims;
+        let metric = self.meta.metric;
+        let (lo, step) = (entry.lo, entry.step);
+        // The query in this list's code units (L2, cosine), or q·centroid (inner product).
+        let base = {
+            let (blk, off) = self.meta.entry_at(list);
+            let p = rel.read(blk);
+            page::expect(&p, blk, Kind::Directory);
+            let c = page::get_f32s(&p, off + page::CENTROID, dims);
+            match metric {
+                Metric::L2 | Metric::Cosine => {
+                    let inv = 1.0 / step;
+                    for ((r, &q), &cv) in self.residual.iter_mut().zip(&self.query).zip(c.iter()) {
+                        *r = (q - cv - lo) * inv;
+                    }
+                    0.0
+                }
+                Metric::InnerProduct => {
+                    synthsearch_vector::dot(&self.query, &c) + lo * self.query_sum
+                }
+            }
+        };
+        let stride = page::code_stride(dims);
+        let mut blk = entry.code_head;
+        let mut hops = 0u32;
+        while blk != INVALID_BLOCK {
+            let p = rel.read(blk);
+            let h = page::expect(&p, blk, Kind::Codes);
+            let n = h.count as usize;
+            if n > page::capacity(stride) {
+                panic!("data corruption: code page {blk} claims {n} records");
+            }
+            self.estimates.resize(n, 0.0);
+            let first = page::HEADER + page::CODE;
+            match metric {
+                Metric::L2 | Metric::Cosine => {
+                    quantize::l2_codes(&self.residual, &p, first, stride, n, &mut self.estimates)
+                }
+                Metric::InnerProduct => {
+                    quantize::dot_codes(&self.query, &p, first, stride, n, &mut self.estimates)
+                }
+            }
+            for (r, &e) in self.estimates[..n].iter().enumerate() {
+                let head = CodeHead::read(&p, page::record(r, stride));
+                let bound = match metric {
+                    Metric::L2 => ((e.max(0.0).sqrt() * step) * (1.0 - 1e-5) - head.error).max(0.0),
+                    Metric::Cosine => {
+                        let d = ((e.max(0.0).sqrt() * step) * (1.0 - 1e-5) - head.error).max(0.0);
+                        0.5 * d * d
+                    }
+                    Metric::InnerProduct => {
+                        let est = -(base + step * e);
+                        est - est.abs() * 1e-5 - self.query_norm * head.error
+                    }
+                };
+                out.push(Reverse(Candidate {
+                    bound,
+                    tid: head.tid,
+                    vec_block: head.vec_block,
+                    vec_slot: head.vec_slot,
+                }));
+            }
+            self.stats.codes += n as u64;
+            blk = h.next;
+            hops += 1;
+            if hops > rel.len() {
+                panic!("data corruption: code chain of list {list} loops");
+            }
+        }
+    }
+}
+
+/// What `amcostestimate` needs: the share of the index a scan with `nprobe` reads first.
+pub fn scan_fraction(lists: u32, nprobe: u32) -> f64 {
+    (nprobe as f64 / lists.max(1) as f64).min(1.0)
+}

@@ -1,0 +1,391 @@
+//! Seeded end-to-end tests of the index over in-memory pages.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use synthsearch_index::options::BuildOptions;
+use synthsearch_index::testdata::Mixture;
+use synthsearch_index::{
+    BuildError, MemRelation, Metric, Relation, Scan, ScanOptions, Tid, build, bulk_delete, check,
+    insert, page, read_meta, set_encoder_version,
+};
+
+const DIMS: usize = 24;
+
+fn rows(n: usize, seed: u64) -> Vec<(Tid, Vec<f32>)> {
+    let mix = Mixture::new(DIMS, 20, 0.4, 7);
+    (0..n)
+        .map(|i| {
+            (
+                Tid::new(i as u32 / 50, (i % 50 + 1) as u16),
+                mix.point(seed, i as u64),
+            )
+        })
+        .collect()
+}
+
+fn build_index(data: &[(Tid, Vec<f32>)], metric: Metric, lists: u32) -> MemRelation {
+    let rel = MemRelation::new();
+    let mut opts = BuildOptions::new(DIMS, metric);
+    opts.lists = lists;
+    opts.threads = 2;
+    let mut src: &[(Tid, Vec<f32>)] = data;
+    build(&rel, opts, data.len() as u64, &mut src, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .expect("build");
+    rel
+}
+
+fn exact(data: &[(Tid, Vec<f32>)], metric: Metric, q: &[f32], k: usize) -> Vec<Tid> {
+    let mut qq = q.to_vec();
+    metric.prepare(&mut qq);
+    let mut all: Vec<(f32, Tid)> = data
+        .iter()
+        .filter_map(|(t, v)| {
+            let mut x = v.clone();
+            metric
+                .prepare(&mut x)
+                .then(|| (metric.distance(&qq, &x), *t))
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter().take(k).map(|p| p.1).collect()
+}
+
+fn heap(data: &[(Tid, Vec<f32>)]) -> impl Iterator<Item = (Tid, Vec<f32>)> + '_ {
+    data.iter().cloned()
+}
+
+#[test]
+fn recall_against_exact_search() {
+    let data = rows(4000, 1);
+    let queries = rows(50, 99);
+    for (metric, want) in [
+        (Metric::L2, 0.95),
+        (Metric::Cosine, 0.95),
+        (Metric::InnerProduct, 0.85),
+    ] {
+        let rel = build_index(&data, metric, 40);
+        check(&rel, Some(&mut heap(&data))).expect("fresh index is consistent");
+        let mut hits = 0;
+        for (_, q) in &queries {
+            let truth = exact(&data, metric, q, 10);
+            let mut s = Scan::new(
+                &rel,
+                q,
+                ScanOptions {
+                    nprobe: 8,
+                    max_probes: 0,
+                },
+            )
+            .unwrap();
+            let got: Vec<Tid> = s.iter(&rel).take(10).map(|h| h.tid).collect();
+            hits += got.iter().filter(|t| truth.contains(t)).count();
+        }
+        let recall = hits as f64 / (10 * queries.len()) as f64;
+        assert!(recall >= want, "{metric:?}: recall@10 {recall} < {want}");
+    }
+}
+
+#[test]
+fn exhaustive_scan_returns_each_row_once_in_order() {
+    let data = rows(3000, 2);
+    for metric in [Metric::L2, Metric::Cosine, Metric::InnerProduct] {
+        let rel = build_index(&data, metric, 30);
+        let q = &rows(1, 5)[0].1;
+        // All lists in one round: exact order over the whole index.
+        let mut s = Scan::new(
+            &rel,
+            q,
+            ScanOptions {
+                nprobe: 30,
+                max_probes: 0,
+            },
+        )
+        .unwrap();
+        let hits: Vec<_> = s.iter(&rel).collect();
+        assert_eq!(hits.len(), data.len());
+        assert!(
+            hits.windows(2).all(|w| w[0].distance <= w[1].distance),
+            "{metric:?} not in order"
+        );
+        let tids: HashSet<Tid> = hits.iter().map(|h| h.tid).collect();
+        assert_eq!(tids.len(), data.len());
+        let truth = exact(&data, metric, q, 20);
+        let got: Vec<Tid> = hits.iter().take(20).map(|h| h.tid).collect();
+        assert_eq!(
+            got, truth,
+            "{metric:?}: exhaustive top-20 differs from brute force"
+        );
+        // One list at a time: the scan keeps going until every row came back exactly once.
+        let mut s = Scan::new(
+            &rel,
+            q,
+            ScanOptions {
+                nprobe: 1,
+                max_probes: 0,
+            },
+        )
+        .unwrap();
+        let tids: Vec<Tid> = s.iter(&rel).map(|h| h.tid).collect();
+        assert_eq!(tids.len(), data.len());
+        assert_eq!(tids.iter().collect::<HashSet<_>>().len(), data.len());
+        assert_eq!(s.stats().lists, 30);
+        // max_probes stops early.
+        let mut s = Scan::new(
+            &rel,
+            q,
+            ScanOptions {
+                nprobe: 2,
+                max_probes: 3,
+            },
+        )
+        .unwrap();
+        let n = s.iter(&rel).count();
+        assert!(n > 0 && n < data.len());
+        assert_eq!(s.stats().lists, 3);
+    }
+}
+
+#[test]
+fn inserts_after_build_are_found() {
+    let mut data = rows(1500, 3);
+    let rel = build_index(&data, Metric::L2, 12);
+    let pages = rel.len();
+    // Enough rows to fill head pages and add new ones.
+    let extra: Vec<(Tid, Vec<f32>)> = rows(600, 4)
+        .into_iter()
+        .map(|(t, v)| (Tid::new(t.block + 10_000, t.offset), v))
+        .collect();
+    for (t, v) in &extra {
+        assert!(insert(&rel, *t, v).unwrap());
+    }
+    assert!(rel.len() > pages);
+    data.extend(extra.iter().cloned());
+    let report = check(&rel, Some(&mut heap(&data))).expect("consistent after inserts");
+    assert_eq!(report.live, data.len() as u64);
+    for (t, v) in extra.iter().step_by(37) {
+        let mut s = Scan::new(
+            &rel,
+            v,
+            ScanOptions {
+                nprobe: 1,
+                max_probes: 0,
+            },
+        )
+        .unwrap();
+        let h = s.next(&rel).unwrap();
+        assert_eq!((h.tid, h.distance), (*t, 0.0));
+    }
+}
+
+#[test]
+fn build_on_empty_table_then_insert() {
+    let rel = build_index(&[], Metric::Cosine, 0);
+    assert_eq!(read_meta(&rel).lists, 1);
+    let data = rows(300, 6);
+    for (t, v) in &data {
+        insert(&rel, *t, v).unwrap();
+    }
+    assert!(
+        !insert(&rel, Tid::new(9999, 1), &[0.0; DIMS]).unwrap(),
+        "zero vector is not indexed under cosine"
+    );
+    check(&rel, Some(&mut heap(&data))).unwrap();
+    let mut s = Scan::new(&rel, &data[5].1, ScanOptions::default()).unwrap();
+    assert_eq!(s.next(&rel).unwrap().tid, data[5].0);
+}
+
+#[test]
+fn deleted_rows_vanish_and_check_passes() {
+    let data = rows(2500, 7);
+    let rel = build_index(&data, Metric::L2, 20);
+    let gone = |t: Tid| (t.block + t.offset as u32).is_multiple_of(3);
+    let stats = bulk_delete(
+        &rel,
+        &mut |t| gone(t),
+        &mut |_, _| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    let kept: Vec<_> = data.iter().filter(|(t, _)| !gone(*t)).cloned().collect();
+    assert_eq!(stats.removed as usize, data.len() - kept.len());
+    assert_eq!(stats.remaining as usize, kept.len());
+    let report = check(&rel, Some(&mut heap(&kept))).expect("consistent after vacuum");
+    assert_eq!(report.dead_vectors as usize, data.len() - kept.len());
+    assert_eq!(report.orphan_vectors, 0);
+    let mut s = Scan::new(
+        &rel,
+        &data[0].1,
+        ScanOptions {
+            nprobe: 3,
+            max_probes: 0,
+        },
+    )
+    .unwrap();
+    let tids: Vec<Tid> = s.iter(&rel).map(|h| h.tid).collect();
+    assert_eq!(tids.len(), kept.len());
+    assert!(tids.iter().all(|t| !gone(*t)));
+    // Inserts still work after compaction.
+    assert!(insert(&rel, Tid::new(777, 1), &data[1].1).unwrap());
+    check(&rel, None).unwrap();
+}
+
+#[test]
+fn checker_finds_corruption() {
+    let data = rows(800, 8);
+    let fresh = || build_index(&data, Metric::L2, 8);
+    let kind_of = |rel: &MemRelation, want: page::Kind| {
+        (0..rel.len())
+            .find(|&b| page::header(&rel.read(b)).kind == want as u16)
+            .unwrap()
+    };
+    let rel = fresh();
+    check(&rel, None).unwrap();
+
+    let b = kind_of(&rel, page::Kind::Codes);
+    page::put_u32(&mut rel.write(b), 0, 0xdead_beef);
+    let e = check(&rel, None).unwrap_err();
+    assert_eq!(e.block, Some(b), "{e}");
+    assert!(e.message.contains("magic"), "{e}");
+
+    let rel = fresh();
+    let b = kind_of(&rel, page::Kind::Vectors);
+    page::put_f32(
+        &mut rel.write(b),
+        page::record(0, page::vec_stride(DIMS)) + page::VALUES + 4,
+        f32::NAN,
+    );
+    assert!(
+        check(&rel, None)
+            .unwrap_err()
+            .message
+            .contains("non-finite")
+    );
+
+    let rel = fresh();
+    let b = kind_of(&rel, page::Kind::Vectors);
+    page::put_f32(
+        &mut rel.write(b),
+        page::record(0, page::vec_stride(DIMS)) + page::VALUES,
+        1e6,
+    );
+    assert!(check(&rel, None).unwrap_err().message.contains("bound"));
+
+    let rel = fresh();
+    page::put_u32(&mut rel.write(0), 16, 99_999);
+    assert!(check(&rel, None).unwrap_err().message.contains("dims"));
+
+    let rel = fresh();
+    let mut fewer = data.clone();
+    fewer.pop();
+    assert!(
+        check(&rel, Some(&mut heap(&fewer)))
+            .unwrap_err()
+            .message
+            .contains("heap does not")
+    );
+    let mut changed = data.clone();
+    changed[3].1[0] += 1.0;
+    assert!(
+        check(&rel, Some(&mut heap(&changed)))
+            .unwrap_err()
+            .message
+            .contains("different vector")
+    );
+}
+
+#[test]
+fn bad_input_is_rejected() {
+    let data = rows(500, 9);
+    let rel = build_index(&data, Metric::L2, 5);
+    assert!(
+        Scan::new(&rel, &[1.0; 3], ScanOptions::default())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("expected 24 dimensions, not 3")
+    );
+    let mut nan = vec![0.0; DIMS];
+    nan[2] = f32::NAN;
+    assert!(Scan::new(&rel, &nan, ScanOptions::default()).is_err());
+    assert!(
+        Scan::new(
+            &rel,
+            &data[0].1,
+            ScanOptions {
+                nprobe: 0,
+                max_probes: 0
+            }
+        )
+        .is_err()
+    );
+    assert!(insert(&rel, Tid::new(1, 1), &[1.0; 5]).is_err());
+    assert!(insert(&rel, Tid::new(1, 1), &nan).is_err());
+    let mut o = BuildOptions::new(DIMS, Metric::L2);
+    o.lists = 40_000;
+    assert!(matches!(
+        synthsearch_index::Build::new(o, 10),
+        Err(BuildError::Options(_))
+    ));
+    let mut o = BuildOptions::new(5000, Metric::L2);
+    o.lists = 10;
+    assert!(synthsearch_index::Build::new(o, 10).is_err());
+    let mut o = BuildOptions::new(DIMS, Metric::L2);
+    o.memory = 2 << 20;
+    o.lists = 30_000;
+    let e = synthsearch_index::Build::new(o, 10)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("maintenance_work_mem"), "{e}");
+}
+
+#[test]
+fn build_is_cancellable_and_reports_progress() {
+    let data = rows(2000, 10);
+    let rel = MemRelation::new();
+    let mut phases = vec![];
+    let mut src: &[(Tid, Vec<f32>)] = &data;
+    let r = build(
+        &rel,
+        BuildOptions::new(DIMS, Metric::L2),
+        2000,
+        &mut src,
+        &mut |p| {
+            phases.push(p.phase);
+            if p.phase == synthsearch_index::Phase::Training && p.done >= 5 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    assert_eq!(r, Err(BuildError::Cancelled));
+    assert!(phases.contains(&synthsearch_index::Phase::Training));
+}
+
+#[test]
+fn small_memory_budget_still_builds() {
+    let data = rows(3000, 11);
+    let rel = MemRelation::new();
+    let mut o = BuildOptions::new(DIMS, Metric::L2);
+    o.lists = 10;
+    o.memory = 2 << 20;
+    let mut src: &[(Tid, Vec<f32>)] = &data;
+    let stats = build(&rel, o, 3000, &mut src, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(stats.rows, 3000);
+    check(&rel, Some(&mut heap(&data))).unwrap();
+}
+
+#[test]
+fn encoder_version_is_remembered() {
+    let rel = build_index(&rows(100, 12), Metric::L2, 2);
+    assert_eq!(read_meta(&rel).encoder_version, 0);
+    set_encoder_version(&rel, 0x1234_5678_9abc);
+    let m = read_meta(&rel);
+    assert_eq!(
+        (m.encoder_version, m.dims, m.metric, m.lists),
+        (0x1234_5678_9abc, DIMS, Metric::L2, 2)
+    );
+    check(&rel, None).unwrap();
+}

@@ -1,0 +1,272 @@
+//! Architecture and training configuration. The architecture part is stored in every checkpoint
+//! as JSON, so a checkpoint describes itself.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Smallest and largest image side the built-in networks accept (powers of two).
+pub const MIN_IMAGE_SIZE: i64 = 16;
+pub const MAX_IMAGE_SIZE: i64 = 256;
+pub const MAX_EMBED_DIM: i64 = 16000;
+
+/// Which image encoder produces the stored embeddings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EncoderKind {
+    /// The small CNN trained here (`enc/...` parameters).
+    Cnn { width: i64 },
+    /// A TorchScript module the user brings; it maps `[B,3,S,S]` images to `[B,D]` (or `[B,D,1,1]`).
+    /// `imagenet_norm` re-normalizes the `[-1,1]` input with ImageNet's mean and std first.
+    TorchScript { imagenet_norm: bool },
+}
+
+/// The embedding space: image encoder, text encoder and the composition head trained with them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncoderConfig {
+    pub kind: EncoderKind,
+    /// Side of the square RGB input, in pixels.
+    pub image_size: i64,
+    /// Embedding dimensions (what the database stores).
+    pub embed_dim: i64,
+    pub text: TextConfig,
+    /// Hidden width of the image+text composition head.
+    pub compose_hidden: i64,
+}
+
+/// fastText-style subword hashing (Bojanowski et al. 2017): words and character n-grams hashed
+/// into `buckets` trainable vectors, averaged. Optional pretrained `.vec` word vectors are added
+/// through a learned projection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextConfig {
+    pub buckets: i64,
+    pub dim: i64,
+    pub min_n: usize,
+    pub max_n: usize,
+    /// Also hash word bigrams ("short sleeves" is more than "short" and "sleeves").
+    pub word_bigrams: bool,
+    /// Dimensions of the pretrained word vectors, when a `.vec` file was loaded.
+    pub pretrained_dim: Option<i64>,
+}
+
+/// The conditional generator and critic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorConfig {
+    pub noise_dim: i64,
+    /// Base channel count; the widest layer has 4x this.
+    pub width: i64,
+    /// Width of the conditioning vector fed to FiLM layers and the critic's projection.
+    pub cond_dim: i64,
+    pub critic_width: i64,
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        TextConfig {
+            buckets: 1 << 15,
+            dim: 64,
+            min_n: 3,
+            max_n: 5,
+            word_bigrams: true,
+            pretrained_dim: None,
+        }
+    }
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            kind: EncoderKind::Cnn { width: 16 },
+            image_size: 32,
+            embed_dim: 64,
+            text: TextConfig::default(),
+            compose_hidden: 128,
+        }
+    }
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            noise_dim: 16,
+            width: 32,
+            cond_dim: 128,
+            critic_width: 16,
+        }
+    }
+}
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::Config(what()))
+    }
+}
+
+impl EncoderConfig {
+    pub fn validate(&self) -> Result<()> {
+        let s = self.image_size;
+        check(
+            (MIN_IMAGE_SIZE..=MAX_IMAGE_SIZE).contains(&s) && (s as u64).is_power_of_two(),
+            || format!("image_size must be a power of two in {MIN_IMAGE_SIZE}..={MAX_IMAGE_SIZE}, not {s}"),
+        )?;
+        check((1..=MAX_EMBED_DIM).contains(&self.embed_dim), || {
+            format!("embed_dim must be in 1..={MAX_EMBED_DIM}, not {}", self.embed_dim)
+        })?;
+        if let EncoderKind::Cnn { width } = self.kind {
+            check((1..=512).contains(&width), || {
+                format!("encoder width must be in 1..=512, not {width}")
+            })?;
+        }
+        check((1..=4096).contains(&self.compose_hidden), || {
+            format!("compose_hidden must be in 1..=4096, not {}", self.compose_hidden)
+        })?;
+        self.text.validate()
+    }
+}
+
+impl TextConfig {
+    pub fn validate(&self) -> Result<()> {
+        check((16..=(1 << 24)).contains(&self.buckets), || {
+            format!("text buckets must be in 16..=16777216, not {}", self.buckets)
+        })?;
+        check((1..=4096).contains(&self.dim), || {
+            format!("text dim must be in 1..=4096, not {}", self.dim)
+        })?;
+        check(
+            self.min_n >= 1 && self.min_n <= self.max_n && self.max_n <= 16,
+            || format!("character n-gram range {}..={} is invalid", self.min_n, self.max_n),
+        )?;
+        if let Some(d) = self.pretrained_dim {
+            check((1..=4096).contains(&d), || {
+                format!("pretrained vector dim must be in 1..=4096, not {d}")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl GeneratorConfig {
+    pub fn validate(&self) -> Result<()> {
+        check((1..=1024).contains(&self.noise_dim), || {
+            format!("noise_dim must be in 1..=1024, not {}", self.noise_dim)
+        })?;
+        check((1..=512).contains(&self.width), || {
+            format!("generator width must be in 1..=512, not {}", self.width)
+        })?;
+        check((1..=512).contains(&self.critic_width), || {
+            format!("critic width must be in 1..=512, not {}", self.critic_width)
+        })?;
+        check((1..=4096).contains(&self.cond_dim), || {
+            format!("cond_dim must be in 1..=4096, not {}", self.cond_dim)
+        })
+    }
+}
+
+/// The adversarial objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GanLoss {
+    /// Wasserstein loss with gradient penalty (Gulrajani et al. 2017).
+    WassersteinGp,
+    /// The non-saturating logistic loss with one-sided label smoothing (Salimans et al. 2016).
+    NonSaturating,
+}
+
+/// Everything about a training run that is not architecture. Each part of the seed's recipe is a
+/// switch so its effect can be measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub batch_size: usize,
+    /// Steps of stage 1: image encoder + text encoder + composition head, contrastive on pairs.
+    pub encoder_steps: u64,
+    /// Steps of stage 2: conditional GAN in the frozen embedding space.
+    pub gan_steps: u64,
+    pub lr_encoder: f64,
+    /// Two-time-scale update rule (Heusel et al. 2017): the critic learns faster than the generator.
+    pub lr_generator: f64,
+    pub lr_critic: f64,
+    pub gan_loss: GanLoss,
+    /// Gradient penalty weight (10 in the WGAN-GP paper).
+    pub gp_weight: f64,
+    /// Real-label target is `1 - label_smoothing` (non-Wasserstein loss only).
+    pub label_smoothing: f64,
+    /// Critic updates per generator update.
+    pub n_critic: usize,
+    pub adv_weight: f64,
+    /// Triplet loss: anchor E(G(source, text)), positive E(target), negative E(source).
+    pub triplet_weight: f64,
+    pub triplet_margin: f64,
+    /// Pixel L1 between generated and target images (pix2pix-style); 0 turns it off.
+    pub l1_weight: f64,
+    /// Fraction of samples trained without the image condition (text-only mode).
+    pub text_only_prob: f64,
+    /// Softmax temperature of the stage-1 contrastive loss.
+    pub temperature: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 42,
+            batch_size: 64,
+            encoder_steps: 1500,
+            gan_steps: 3000,
+            lr_encoder: 2e-3,
+            lr_generator: 2e-4,
+            lr_critic: 4e-4,
+            gan_loss: GanLoss::WassersteinGp,
+            gp_weight: 10.0,
+            label_smoothing: 0.1,
+            n_critic: 1,
+            adv_weight: 0.05,
+            triplet_weight: 1.0,
+            triplet_margin: 0.2,
+            l1_weight: 5.0,
+            text_only_prob: 0.1,
+            temperature: 0.1,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        check((2..=65536).contains(&self.batch_size), || {
+            format!("batch_size must be in 2..=65536, not {}", self.batch_size)
+        })?;
+        for (name, v) in [
+            ("lr_encoder", self.lr_encoder),
+            ("lr_generator", self.lr_generator),
+            ("lr_critic", self.lr_critic),
+            ("temperature", self.temperature),
+        ] {
+            check(v.is_finite() && v > 0.0, || {
+                format!("{name} must be positive, not {v}")
+            })?;
+        }
+        for (name, v) in [
+            ("gp_weight", self.gp_weight),
+            ("adv_weight", self.adv_weight),
+            ("triplet_weight", self.triplet_weight),
+            ("triplet_margin", self.triplet_margin),
+            ("l1_weight", self.l1_weight),
+        ] {
+            check(v.is_finite() && v >= 0.0, || {
+                format!("{name} must be zero or positive, not {v}")
+            })?;
+        }
+        for (name, v) in [
+            ("label_smoothing", self.label_smoothing),
+            ("text_only_prob", self.text_only_prob),
+        ] {
+            check((0.0..1.0).contains(&v), || {
+                format!("{name} must be in [0, 1), not {v}")
+            })?;
+        }
+        check((1..=100).contains(&self.n_critic), || {
+            format!("n_critic must be in 1..=100, not {}", self.n_critic)
+        })
+    }
+}

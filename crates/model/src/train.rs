@@ -1,0 +1,431 @@
+//! Training in steps that a caller drives (the database's background worker, or `synth train`).
+//!
+//! Stage 1 (`encoder_steps`): image encoder, text encoder and composition head learn the
+//! embedding space from pairs alone, with an in-batch contrastive loss between
+//! compose(E(source), text) and E(target). Stage 2 (`gan_steps`): that space is frozen and the
+//! conditional generator and critic train against it: WGAN-GP (or the non-saturating loss with
+//! label smoothing), two-time-scale learning rates, the triplet loss (anchor E(G(source, text)),
+//! positive E(target), negative E(source)) and an optional pixel L1 to the target.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::checkpoint::TrainerMeta;
+use crate::config::{GanLoss, GeneratorConfig, TrainConfig};
+use crate::dataset::{Dataset, PairRef};
+use crate::error::{ModelError, Result};
+use crate::model::Model;
+use crate::nets::condition;
+use crate::optim::Adam;
+use crate::rng::SplitMix64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Encoder,
+    Gan,
+    Done,
+}
+
+/// What one step did: its number (1-based, after the step) and its losses by name.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepReport {
+    pub step: u64,
+    pub stage: Stage,
+    pub losses: Vec<(&'static str, f64)>,
+}
+
+impl StepReport {
+    pub fn loss(&self, name: &str) -> Option<f64> {
+        self.losses.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+pub struct Trainer {
+    model: Model,
+    data: Arc<Dataset>,
+    cfg: TrainConfig,
+    step: u64,
+    opt_enc: Adam,
+    opt_gen: Adam,
+    opt_critic: Adam,
+    /// The dataset's images on the training device.
+    images: Tensor,
+    /// Stage 2: every image's embedding under the frozen encoder.
+    embeddings: Option<Tensor>,
+}
+
+fn named_trainables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Identity of the training data, so a resumed run refuses other data.
+fn fingerprint(data: &Dataset) -> String {
+    let mut h = crate::rng::fnv1a64(&(data.image_size as u64).to_le_bytes());
+    for id in &data.ids {
+        h = crate::rng::fnv1a64_extend(h, id.as_bytes());
+    }
+    for p in &data.train {
+        h = crate::rng::fnv1a64_extend(h, &(p.candidate as u64).to_le_bytes());
+        h = crate::rng::fnv1a64_extend(h, &(p.target as u64).to_le_bytes());
+    }
+    format!("{}-{}-{h:016x}", data.len(), data.train.len())
+}
+
+impl Trainer {
+    /// Starts a run on a fresh or loaded model. With `encoder_steps == 0` the model's encoder is
+    /// kept as it is (its version, and every stored embedding, stay valid).
+    pub fn new(model: Model, cfg: TrainConfig, data: Arc<Dataset>) -> Result<Trainer> {
+        cfg.validate()?;
+        if data.image_size != model.image_size() {
+            return Err(ModelError::Data(format!(
+                "images are {0}x{0}, the model expects {1}x{1}",
+                data.image_size,
+                model.image_size()
+            )));
+        }
+        if data.train.len() < cfg.batch_size {
+            return Err(ModelError::Data(format!(
+                "{} training pairs, fewer than a batch of {}",
+                data.train.len(),
+                cfg.batch_size
+            )));
+        }
+        let images = data.images.to_device(model.device());
+        let opt_enc = Adam::new(named_trainables(&model.enc_vs), cfg.lr_encoder, 0.9, 0.999);
+        let (gen, critic): (Vec<_>, Vec<_>) = named_trainables(&model.gen_vs)
+            .into_iter()
+            .partition(|(n, _)| n.starts_with("gen/"));
+        let opt_gen = Adam::new(gen, cfg.lr_generator, 0.5, 0.9);
+        let opt_critic = Adam::new(critic, cfg.lr_critic, 0.5, 0.9);
+        Ok(Trainer {
+            model,
+            data,
+            cfg,
+            step: 0,
+            opt_enc,
+            opt_gen,
+            opt_critic,
+            images,
+            embeddings: None,
+        })
+    }
+
+    /// Retrains only the GAN of a trained model: a fresh generator and critic, encoder untouched.
+    pub fn retrain_gan(
+        mut model: Model,
+        generator: GeneratorConfig,
+        mut cfg: TrainConfig,
+        data: Arc<Dataset>,
+    ) -> Result<Trainer> {
+        model.reset_generator(generator)?;
+        cfg.encoder_steps = 0;
+        Self::new(model, cfg, data)
+    }
+
+    /// Continues a run saved with [`Trainer::save`].
+    pub fn resume(bytes: &[u8], data: Arc<Dataset>, device: Device) -> Result<Trainer> {
+        let (model, header, tensors) = Model::from_bytes_full(bytes, device)?;
+        let meta = header
+            .trainer
+            .ok_or_else(|| ModelError::Mismatch("the checkpoint holds no trainer state".into()))?;
+        let mut tensors = tensors.unwrap_or_default();
+        let mut t = Self::new(model, meta.config.clone(), data)?;
+        if meta.data != fingerprint(&t.data) {
+            return Err(ModelError::Mismatch(format!(
+                "the run trained on data {}, this is {}",
+                meta.data,
+                fingerprint(&t.data)
+            )));
+        }
+        t.opt_enc.load_state(&mut tensors, "opt_enc", meta.adam_steps[0])?;
+        t.opt_gen.load_state(&mut tensors, "opt_gen", meta.adam_steps[1])?;
+        t.opt_critic.load_state(&mut tensors, "opt_critic", meta.adam_steps[2])?;
+        t.step = meta.step;
+        Ok(t)
+    }
+
+    /// The model and the trainer state as checkpoint bytes.
+    pub fn save(&self) -> Result<Vec<u8>> {
+        let meta = TrainerMeta {
+            config: self.cfg.clone(),
+            step: self.step,
+            adam_steps: [self.opt_enc.steps, self.opt_gen.steps, self.opt_critic.steps],
+            data: fingerprint(&self.data),
+        };
+        let mut state = self.opt_enc.state("opt_enc");
+        state.extend(self.opt_gen.state("opt_gen"));
+        state.extend(self.opt_critic.state("opt_critic"));
+        self.model.to_bytes_with(Some(meta), state)
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    pub fn into_model(self) -> Model {
+        self.model
+    }
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+    /// Steps done so far.
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+    pub fn total_steps(&self) -> u64 {
+        self.cfg.encoder_steps + self.cfg.gan_steps
+    }
+    /// Lets a caller extend (or shorten) the GAN stage, e.g. when resuming.
+    pub fn set_gan_steps(&mut self, steps: u64) {
+        self.cfg.gan_steps = steps;
+    }
+
+    pub fn stage(&self) -> Stage {
+        if self.step < self.cfg.encoder_steps {
+            Stage::Encoder
+        } else if self.step < self.total_steps() {
+            Stage::Gan
+        } else {
+            Stage::Done
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.stage() == Stage::Done
+    }
+
+    /// Runs one step and returns its losses.
+    pub fn step(&mut self) -> Result<StepReport> {
+        let stage = self.stage();
+        // Every step draws from its own seed, so a resumed run repeats an uninterrupted one.
+        let mut rng = SplitMix64::for_step(self.cfg.seed, self.step);
+        tch::manual_seed((self.cfg.seed.wrapping_add(self.step) & 0x7fff_ffff_ffff_ffff) as i64);
+        let losses = match stage {
+            Stage::Encoder => self.encoder_step(&mut rng)?,
+            Stage::Gan => self.gan_step(&mut rng)?,
+            Stage::Done => {
+                return Err(ModelError::Config(format!(
+                    "training is finished after {} steps",
+                    self.step
+                )));
+            }
+        };
+        self.step += 1;
+        self.model.weights_changed();
+        Ok(StepReport {
+            step: self.step,
+            stage,
+            losses,
+        })
+    }
+
+    /// Distinct training pairs, a caption variant each, and the image-condition mask.
+    fn sample(&self, rng: &mut SplitMix64) -> (Vec<PairRef>, Vec<Vec<String>>, Tensor) {
+        let n = self.data.train.len();
+        let b = self.cfg.batch_size;
+        let mut chosen = Vec::with_capacity(b);
+        let mut taken = std::collections::HashSet::with_capacity(b);
+        while chosen.len() < b {
+            let i = rng.below(n);
+            if taken.insert(i) {
+                chosen.push(self.data.train[i].clone());
+            }
+        }
+        let texts = chosen
+            .iter()
+            .map(|p| match rng.below(3) {
+                0 => p.captions[0].clone(),
+                1 => p.captions[1].clone(),
+                _ => p.joined(),
+            })
+            .collect();
+        let has: Vec<f32> = (0..b)
+            .map(|_| if rng.unit() < self.cfg.text_only_prob { 0.0 } else { 1.0 })
+            .collect();
+        let has = Tensor::from_slice(&has).view([b as i64, 1]).to_device(self.model.device());
+        (chosen, texts, has)
+    }
+
+    fn gather(&self, t: &Tensor, idx: impl Iterator<Item = usize>) -> Tensor {
+        let idx: Vec<i64> = idx.map(|i| i as i64).collect();
+        t.index_select(0, &Tensor::from_slice(&idx).to_device(t.device()))
+    }
+
+    fn encoder_step(&mut self, rng: &mut SplitMix64) -> Result<Vec<(&'static str, f64)>> {
+        let (pairs, texts, has) = self.sample(rng);
+        let src = self.gather(&self.images, pairs.iter().map(|p| p.candidate));
+        let tgt = self.gather(&self.images, pairs.iter().map(|p| p.target));
+        let m = &self.model;
+        let script = matches!(m.image, crate::nets::ImageEncoder::Script(_));
+        let encode = |x: &Tensor| -> Result<Tensor> {
+            if script {
+                tch::no_grad(|| m.image.forward(x))
+            } else {
+                m.image.forward(x)
+            }
+        };
+        let es = encode(&src)?;
+        let et = encode(&tgt)?;
+        let t = m.text_features(&texts);
+        let q = m.composer.forward(&es, &has, &t);
+        let logits = q.mm(&et.tr()) / self.cfg.temperature;
+        let labels = Tensor::arange(pairs.len() as i64, (Kind::Int64, m.device()));
+        let loss = logits.f_cross_entropy_for_logits(&labels)?;
+        let acc = logits.accuracy_for_logits(&labels).double_value(&[]);
+        self.opt_enc.zero_grad();
+        loss.f_backward()?;
+        self.opt_enc.step();
+        Ok(vec![
+            ("contrastive", loss.double_value(&[])),
+            ("batch_accuracy", acc),
+        ])
+    }
+
+    fn ensure_embeddings(&mut self) -> Result<()> {
+        if self.embeddings.is_some() {
+            return Ok(());
+        }
+        // Stage 2 never changes the embedding space.
+        self.model.enc_vs.freeze();
+        let n = self.images.size()[0];
+        let mut parts = Vec::new();
+        let mut at = 0;
+        while at < n {
+            let len = (n - at).min(512);
+            let x = self.images.narrow(0, at, len);
+            parts.push(tch::no_grad(|| self.model.image.forward(&x))?);
+            at += len;
+        }
+        self.embeddings = Some(Tensor::cat(&parts, 0));
+        Ok(())
+    }
+
+    fn gan_step(&mut self, rng: &mut SplitMix64) -> Result<Vec<(&'static str, f64)>> {
+        self.ensure_embeddings()?;
+        let (pairs, texts, has) = self.sample(rng);
+        let emb = self.embeddings.as_ref().expect("computed above");
+        let es = self.gather(emb, pairs.iter().map(|p| p.candidate));
+        let et = self.gather(emb, pairs.iter().map(|p| p.target));
+        let real = self.gather(&self.images, pairs.iter().map(|p| p.target));
+        let m = &self.model;
+        let cfg = &self.cfg;
+        let b = pairs.len() as i64;
+        let dev = m.device();
+        let cond = tch::no_grad(|| condition(&es, &has, &m.text_features(&texts)));
+        let nz = m.generator.noise_dim;
+
+        let mut critic_loss = 0.0;
+        let mut gp_value = 0.0;
+        let mut w_dist = 0.0;
+        for _ in 0..cfg.n_critic {
+            let z = Tensor::randn([b, nz], (Kind::Float, dev));
+            let fake = tch::no_grad(|| m.generator.forward(&z, &cond));
+            let d_real = m.critic.forward(&real, &cond);
+            let d_fake = m.critic.forward(&fake, &cond);
+            let loss = match cfg.gan_loss {
+                GanLoss::WassersteinGp => {
+                    let alpha = Tensor::rand([b, 1, 1, 1], (Kind::Float, dev));
+                    let xhat = (&alpha * &real + (1.0 - &alpha) * &fake).set_requires_grad(true);
+                    let d_hat = m.critic.forward(&xhat, &cond);
+                    let grads = Tensor::f_run_backward(&[d_hat.sum(Kind::Float)], &[&xhat], true, true)?;
+                    let norm = (grads[0].flatten(1, -1).square().sum_dim_intlist(
+                        [1i64].as_slice(),
+                        false,
+                        Kind::Float,
+                    ) + 1e-12)
+                        .sqrt();
+                    let gp = (norm - 1.0).square().mean(Kind::Float);
+                    gp_value = gp.double_value(&[]);
+                    let w = d_real.mean(Kind::Float) - d_fake.mean(Kind::Float);
+                    w_dist = w.double_value(&[]);
+                    -w + gp * cfg.gp_weight
+                }
+                GanLoss::NonSaturating => {
+                    // One-sided label smoothing: real targets are 1 - s, fake targets stay 0.
+                    let real_t = d_real.full_like(1.0 - cfg.label_smoothing);
+                    w_dist = (d_real.mean(Kind::Float) - d_fake.mean(Kind::Float)).double_value(&[]);
+                    d_real.binary_cross_entropy_with_logits::<Tensor>(&real_t, None, None, Reduction::Mean)
+                        + d_fake.binary_cross_entropy_with_logits::<Tensor>(
+                            &d_fake.zeros_like(),
+                            None,
+                            None,
+                            Reduction::Mean,
+                        )
+                }
+            };
+            critic_loss = loss.double_value(&[]);
+            self.opt_critic.zero_grad();
+            loss.f_backward()?;
+            self.opt_critic.step();
+        }
+
+        let z = Tensor::randn([b, nz], (Kind::Float, dev));
+        let fake = m.generator.forward(&z, &cond);
+        let d_fake = m.critic.forward(&fake, &cond);
+        let adv = match cfg.gan_loss {
+            GanLoss::WassersteinGp => -d_fake.mean(Kind::Float),
+            GanLoss::NonSaturating => d_fake.binary_cross_entropy_with_logits::<Tensor>(
+                &d_fake.ones_like(),
+                None,
+                None,
+                Reduction::Mean,
+            ),
+        };
+        let ea = m.image.forward(&fake)?;
+        let sq = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .square()
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        };
+        // Without an image condition there is no source to push away from.
+        let mask = has.squeeze_dim(1);
+        let triplet = ((sq(&ea, &et) - sq(&ea, &es) + cfg.triplet_margin).relu() * &mask).sum(Kind::Float)
+            / mask.sum(Kind::Float).clamp_min(1.0);
+        let l1 = (&fake - &real).abs().mean(Kind::Float);
+        let mut loss = &adv * cfg.adv_weight + &triplet * cfg.triplet_weight;
+        if cfg.l1_weight > 0.0 {
+            loss = loss + &l1 * cfg.l1_weight;
+        }
+        self.opt_gen.zero_grad();
+        loss.f_backward()?;
+        self.opt_gen.step();
+        self.model.gan_steps += 1;
+        Ok(vec![
+            ("critic", critic_loss),
+            ("wasserstein", w_dist),
+            ("gp", gp_value),
+            ("adversarial", adv.double_value(&[])),
+            ("triplet", triplet.double_value(&[])),
+            ("l1", l1.double_value(&[])),
+        ])
+    }
+}
+
+/// Runs `steps` steps (or to the end) and returns the reports (tests and small tools).
+pub fn run(trainer: &mut Trainer, steps: u64) -> Result<Vec<StepReport>> {
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        if trainer.is_done() {
+            break;
+        }
+        out.push(trainer.step()?);
+    }
+    Ok(out)
+}
+
+/// Mean of a named loss over reports.
+pub fn mean_loss(reports: &[StepReport], name: &str) -> f64 {
+    let v: Vec<f64> = reports.iter().filter_map(|r| r.loss(name)).collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}

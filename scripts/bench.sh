@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmarks of the embedding type (kernels, and ORDER BY ... LIMIT through SQL).
+# Prints markdown tables; BENCHMARKS.md records them with this command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG_MAJOR=${PG_MAJOR:-15}
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+BENCH_DIR=$PWD/.synth/bench
+BENCH_PORT=${BENCH_PORT:-54349}
+ROWS=${ROWS:-100000}
+DIMS=${DIMS:-128}
+
+echo "## distance kernels"
+cargo run -q --release -p synthsearch-vector --bin kernel-bench
+
+echo
+echo "## ORDER BY emb <-> \$1 LIMIT 10, sequential scan, $ROWS x $DIMS rows"
+bash scripts/cluster.sh start "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '512MB'" "max_parallel_workers_per_gather = 0"
+trap 'bash scripts/cluster.sh stop "$BENCH_DIR"' EXIT
+psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$BENCH_PORT" -U postgres)
+"${psql[@]}" -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = 'bench'" | grep -q 1 \
+    || "${psql[@]}" -d postgres -c "CREATE DATABASE bench"
+"${psql[@]}" -d bench <<SQL
+DROP EXTENSION IF EXISTS synthsearch CASCADE;
+CREATE EXTENSION synthsearch;
+DROP TABLE IF EXISTS vecs;
+SELECT setseed(0.42);
+CREATE TABLE vecs AS
+SELECT i AS id, a::embedding AS emb, a AS arr
+FROM (SELECT i, array_agg(random()::real) AS a
+      FROM generate_series(1, $ROWS) i, generate_series(1, $DIMS) d GROUP BY i) s;
+VACUUM ANALYZE vecs;
+SQL
+q=$("${psql[@]}" -d bench -tA -c "SELECT emb FROM vecs WHERE id = 1")
+qa=$("${psql[@]}" -d bench -tA -c "SELECT arr FROM vecs WHERE id = 1")
+work=$(mktemp -d)
+echo "SELECT id FROM vecs ORDER BY emb <-> '$q' LIMIT 10;" >"$work/ext.sql"
+echo "SELECT id FROM vecs ORDER BY (SELECT sum((x - y) * (x - y)) FROM unnest(arr, '$qa'::real[]) u(x, y)) LIMIT 10;" >"$work/plain.sql"
+latency() {
+    "$PG_BIN/pgbench" -n -h localhost -p "$BENCH_PORT" -U postgres -f "$1" -t "$2" bench 2>/dev/null \
+        | awk '/latency average/ {print $4}'
+}
+ext=$(latency "$work/ext.sql" 30)
+plain=$(latency "$work/plain.sql" 3)
+echo
+echo "| query | ms per query |"
+echo "|---|---:|"
+echo "| embedding: ORDER BY emb <-> \$1 LIMIT 10 | $ext |"
+echo "| plain SQL over real[]: ORDER BY sum((x-y)^2) LIMIT 10 | $plain |"
+rm -rf "$work"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The whole test suite: format, lints, the core crates' tests, the pgrx tests (run as the OS user
+# postgres), the pg_regress suite and the system tests against a cluster started here.
+# Every stage runs; the last line sums them up and the exit status is non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PG_MAJOR=${PG_MAJOR:-15}
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+STATE=$PWD/.synth
+REGRESS_DIR=$STATE/regress
+REGRESS_PORT=${REGRESS_PORT:-54339}
+mkdir -p "$STATE"
+log=$STATE/test.log
+: >"$log"
+
+passed=0 failed=0 failures=()
+stage() {
+    local name=$1; shift
+    printf '\n==> %s\n' "$name"
+    if "$@" 2>&1 | tee -a "$log" | tee "$STATE/stage.out"; then
+        :
+    else
+        failures+=("$name")
+    fi
+    # Count what the runner reported (cargo test, pg_regress, the system tests), or the stage itself.
+    local p f
+    read -r p f < <(awk '
+        /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+        /^ok [0-9-]/ || /[.][.][.] ok/ { p++ }
+        /^not ok [0-9-]/ || /[.][.][.] FAILED/ { f++ }
+        END { print p + 0, f + 0 }' "$STATE/stage.out")
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        p=1
+    fi
+    if [[ " ${failures[*]-} " == *" $name "* ]] && [ "$f" -eq 0 ]; then f=1 p=$((p > 0 ? p - 1 : 0)); fi
+    passed=$((passed + p)) failed=$((failed + f))
+}
+
+regress() {
+    cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null || return 1
+    bash scripts/cluster.sh stop "$REGRESS_DIR" immediate
+    rm -rf "$REGRESS_DIR"
+    bash scripts/cluster.sh start "$REGRESS_DIR" "$REGRESS_PORT" || return 1
+    local tests status
+    tests=$(sed -e 's/#.*//' -e '/^$/d' sql-tests/schedule)
+    rm -rf "$STATE/regress-out" && mkdir -p "$STATE/regress-out"
+    "$($PG_CONFIG --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+        --bindir="$PG_BIN" --inputdir=sql-tests --outputdir="$STATE/regress-out" \
+        --host=localhost --port="$REGRESS_PORT" --user=postgres --dbname=synthsearch_regress \
+        $tests
+    status=$?
+    [ $status -ne 0 ] && cat "$STATE/regress-out/regression.diffs" 2>/dev/null | head -200
+    # pg_regress prints "ok N - name" lines in TAP style from PostgreSQL 16 on; 15 prints "name ... ok".
+    return $status
+}
+
+system_tests() {
+    local t rc=0
+    for t in tests/system/*.sh; do
+        if REGRESS_PORT=$REGRESS_PORT REGRESS_DIR=$REGRESS_DIR bash "$t"; then
+            echo "ok - $(basename "$t")"
+        else
+            echo "not ok - $(basename "$t")"
+            rc=1
+        fi
+    done
+    bash scripts/cluster.sh stop "$REGRESS_DIR"
+    return $rc
+}
+
+pgrx_tests() {
+    rm -rf "$STATE/pgrx-test-data"
+    cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$STATE/pgrx-test-data"
+}
+
+stage "rustfmt" cargo fmt --all --check
+stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "core crates" cargo test --workspace --exclude synthsearch
+stage "pgrx tests" pgrx_tests
+stage "pg_regress" regress
+stage "system tests" system_tests
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "failed stages: ${failures[*]}"
+fi
+echo "summary: $passed passed, $failed failed"
+[ ${#failures[@]} -eq 0 ]

@@ -1,0 +1,45 @@
+//! Settings, named `synthsearch.<name>`, each with a minimum, default and maximum.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+
+/// Where libtorch runs the models.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Device {
+    /// CUDA when this backend can see a GPU, otherwise the CPU.
+    #[name = c"auto"]
+    Auto,
+    #[name = c"cpu"]
+    Cpu,
+    #[name = c"cuda"]
+    Cuda,
+}
+
+pub const THREADS_MIN: i32 = 1;
+pub const THREADS_DEFAULT: i32 = 1;
+pub const THREADS_MAX: i32 = 256;
+
+pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Auto);
+pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(THREADS_DEFAULT);
+
+pub fn init() {
+    GucRegistry::define_enum_guc(
+        c"synthsearch.device",
+        c"Device that runs the models: auto, cpu or cuda.",
+        c"auto uses CUDA when the backend can see a GPU and the CPU otherwise.",
+        &DEVICE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"synthsearch.threads",
+        c"Threads libtorch may use in one backend.",
+        c"A server runs many backends at once; keep this small.",
+        &THREADS,
+        THREADS_MIN,
+        THREADS_MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // Safety: called once from _PG_init with a static NUL-terminated name.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"synthsearch".as_ptr()) };
+}

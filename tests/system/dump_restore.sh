@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# pg_dump and pg_restore round-trip a table with an embedding column (custom and plain formats).
+set -euo pipefail
+PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
+conn=(-h localhost -p "$REGRESS_PORT" -U postgres)
+psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" "$@"; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for db in dump_src dump_custom dump_plain; do
+    psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+done
+psql -d dump_src <<'SQL'
+CREATE EXTENSION synthsearch;
+CREATE TABLE products (id int PRIMARY KEY, emb embedding(4), tags embedding);
+INSERT INTO products
+SELECT i, ARRAY[i, i * 0.5, -i, 1e-7 * i]::embedding(4), CASE WHEN i % 3 = 0 THEN NULL ELSE '[0.1,0.2]' END
+FROM generate_series(1, 500) i;
+CREATE INDEX ON products (emb);
+SQL
+"$PG_BIN/pg_dump" "${conn[@]}" -Fc -f "$work/db.dump" dump_src
+"$PG_BIN/pg_restore" "${conn[@]}" -d dump_custom "$work/db.dump"
+"$PG_BIN/pg_dump" "${conn[@]}" -f "$work/db.sql" dump_src
+psql -d dump_plain -f "$work/db.sql" >/dev/null
+
+q="SELECT md5(string_agg(id || ':' || emb::text || ':' || coalesce(tags::text, '-'), ',' ORDER BY id)) FROM products"
+src=$(psql -d dump_src -tA -c "$q")
+for db in dump_custom dump_plain; do
+    got=$(psql -d "$db" -tA -c "$q")
+    if [ "$got" != "$src" ]; then
+        echo "$db differs from the source after restore" >&2
+        exit 1
+    fi
+    # the typmod survived
+    t=$(psql -d "$db" -tA -c "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'products'::regclass AND attname = 'emb'")
+    [ "$t" = "embedding(4)" ] || { echo "$db: column type is $t" >&2; exit 1; }
+done
+for db in dump_src dump_custom dump_plain; do
+    psql -d postgres -c "DROP DATABASE $db"
+done
