@@ -37,18 +37,33 @@ pub fn apply_threads() -> i64 {
 #[pg_extern(volatile, parallel_safe)]
 fn synth_torch_info() -> TableIterator<
     'static,
-    (name!(libtorch_version, String), name!(device, String), name!(threads, i64), name!(cuda_devices, i64), name!(check, f64)),
+    (
+        name!(libtorch_version, String),
+        name!(device, String),
+        name!(threads, i64),
+        name!(cuda_devices, i64),
+        name!(check, f64),
+    ),
 > {
     let threads = apply_threads();
     let device = device();
     let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]).to_device(device);
     let check = match t.f_dot(&t).and_then(|x| x.f_double_value(&[])) {
         Ok(v) => v,
-        Err(e) => crate::fmgr::error(pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("libtorch failed: {e}")),
+        Err(e) => crate::fmgr::error(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("libtorch failed: {e}"),
+        ),
     };
     let device = match device {
         tch::Device::Cuda(i) => format!("cuda:{i}"),
         _ => "cpu".to_string(),
     };
-    TableIterator::once((LIBTORCH_VERSION.to_string(), device, threads, tch::Cuda::device_count(), check))
+    TableIterator::once((
+        LIBTORCH_VERSION.to_string(),
+        device,
+        threads,
+        tch::Cuda::device_count(),
+        check,
+    ))
 }

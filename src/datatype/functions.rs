@@ -88,7 +88,10 @@ pub extern "C-unwind" fn embedding_normalize(fcinfo: pg_sys::FunctionCallInfo) -
 fn elementwise(a: &[f32], b: &[f32], op: impl Fn(f32, f32) -> f32) -> pg_sys::Datum {
     let out: Vec<f32> = a.iter().zip(b).map(|(&x, &y)| op(x, y)).collect();
     if out.iter().any(|v| v.is_infinite()) {
-        error(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: overflow");
+        error(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "value out of range: overflow",
+        );
     }
     new_datum(&out)
 }
@@ -176,12 +179,18 @@ unsafe fn read_state(datum: pg_sys::Datum) -> Vec<f64> {
         if n == 0 {
             panic!("data corruption: empty embedding avg state");
         }
-        std::slice::from_raw_parts(elems, n as usize).iter().map(|d| f64::from_bits(d.value() as u64)).collect()
+        std::slice::from_raw_parts(elems, n as usize)
+            .iter()
+            .map(|d| f64::from_bits(d.value() as u64))
+            .collect()
     }
 }
 
 fn state_datum(state: &[f64]) -> pg_sys::Datum {
-    let mut datums: Vec<pg_sys::Datum> = state.iter().map(|v| pg_sys::Datum::from(v.to_bits())).collect();
+    let mut datums: Vec<pg_sys::Datum> = state
+        .iter()
+        .map(|v| pg_sys::Datum::from(v.to_bits()))
+        .collect();
     // Safety: float8 is 8 bytes, by value, double-aligned; construct_array copies the datums.
     unsafe {
         pg_sys::Datum::from(pg_sys::construct_array(
@@ -199,7 +208,10 @@ fn check_state_dims(state: &[f64], dims: usize) {
     if state[0] > 0.0 && state.len() - 1 != dims {
         error(
             PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-            format!("different embedding dimensions {} and {dims}", state.len() - 1),
+            format!(
+                "different embedding dimensions {} and {dims}",
+                state.len() - 1
+            ),
         );
     }
 }
@@ -252,4 +264,3 @@ pub extern "C-unwind" fn embedding_avg(fcinfo: pg_sys::FunctionCallInfo) -> pg_s
     let values: Vec<f32> = state[1..].iter().map(|s| (s / n) as f32).collect();
     new_datum(&values)
 }
-

@@ -26,12 +26,20 @@ pub extern "C-unwind" fn embedding_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sy
     let (text, typmod) = unsafe { (arg_cstr(fcinfo, 0), arg_i32(fcinfo, 2)) };
     let text = match text.to_str() {
         Ok(t) => t,
-        Err(_) => error(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "embedding text is not valid UTF-8"),
+        Err(_) => error(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            "embedding text is not valid UTF-8",
+        ),
     };
     let values = match synthsearch_vector::parse(text) {
         Ok(v) => v,
-        Err(ParseError::Malformed(m)) => error(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, m),
-        Err(e @ ParseError::OutOfRange(_)) => error(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, e.to_string()),
+        Err(ParseError::Malformed(m)) => {
+            error(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, m)
+        }
+        Err(e @ ParseError::OutOfRange(_)) => error(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            e.to_string(),
+        ),
         Err(ParseError::Value(e)) => value_error(e),
     };
     check_typmod(&values, typmod);
@@ -53,17 +61,24 @@ pub extern "C-unwind" fn embedding_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_s
 pub extern "C-unwind" fn embedding_typmod_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // Safety: declared STRICT (cstring[]); ArrayGetIntegerTypmods checks the array and returns n ints.
     let mods = unsafe {
-        let array = pg_sys::pg_detoast_datum(arg(fcinfo, 0).cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        let array =
+            pg_sys::pg_detoast_datum(arg(fcinfo, 0).cast_mut_ptr()) as *mut pg_sys::ArrayType;
         let mut n = 0;
         let p = pg_sys::ArrayGetIntegerTypmods(array, &mut n);
         std::slice::from_raw_parts(p, n as usize).to_vec()
     };
     if mods.len() != 1 {
-        error(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "invalid type modifier: embedding takes one, its dimension count");
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "invalid type modifier: embedding takes one, its dimension count",
+        );
     }
     let dims = mods[0];
     if dims < 1 {
-        error(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "dimensions for type embedding must be at least 1");
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "dimensions for type embedding must be at least 1",
+        );
     }
     if dims as usize > MAX_DIMS {
         error(
@@ -87,7 +102,10 @@ pub extern "C-unwind" fn embedding_recv(fcinfo: pg_sys::FunctionCallInfo) -> pg_
         (bytes, arg_i32(fcinfo, 2), buf)
     };
     let insufficient = || -> ! {
-        error(PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION, "insufficient data left in message")
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            "insufficient data left in message",
+        )
     };
     if bytes.len() < 4 {
         insufficient();
@@ -146,27 +164,49 @@ pub extern "C-unwind" fn embedding(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::
 pub extern "C-unwind" fn array_to_embedding(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // Safety: declared STRICT with an array first argument.
     let (array, typmod) = unsafe {
-        (pg_sys::pg_detoast_datum(arg(fcinfo, 0).cast_mut_ptr()) as *mut pg_sys::ArrayType, arg_i32(fcinfo, 1))
+        (
+            pg_sys::pg_detoast_datum(arg(fcinfo, 0).cast_mut_ptr()) as *mut pg_sys::ArrayType,
+            arg_i32(fcinfo, 1),
+        )
     };
     // Safety: `array` is a detoasted array; deconstruct_array returns n datums and n null flags.
     let (elemtype, datums, nulls) = unsafe {
         if (*array).ndim > 1 {
-            error(PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, "array must be one-dimensional");
+            error(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                "array must be one-dimensional",
+            );
         }
         let elemtype = (*array).elemtype;
         let (mut typlen, mut typbyval, mut typalign) = (0i16, false, 0 as std::ffi::c_char);
         pg_sys::get_typlenbyvalalign(elemtype, &mut typlen, &mut typbyval, &mut typalign);
         let (mut elems, mut nulls, mut n) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
-        pg_sys::deconstruct_array(array, elemtype, typlen as i32, typbyval, typalign, &mut elems, &mut nulls, &mut n);
+        pg_sys::deconstruct_array(
+            array,
+            elemtype,
+            typlen as i32,
+            typbyval,
+            typalign,
+            &mut elems,
+            &mut nulls,
+            &mut n,
+        );
         let n = n as usize;
         if n == 0 {
             (elemtype, &[][..], &[][..])
         } else {
-            (elemtype, std::slice::from_raw_parts(elems, n), std::slice::from_raw_parts(nulls, n))
+            (
+                elemtype,
+                std::slice::from_raw_parts(elems, n),
+                std::slice::from_raw_parts(nulls, n),
+            )
         }
     };
     if nulls.iter().any(|&n| n) {
-        error(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "array must not contain nulls");
+        error(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "array must not contain nulls",
+        );
     }
     if datums.len() > MAX_DIMS {
         value_error(synthsearch_vector::ValueError::TooManyDims(datums.len()));
@@ -179,18 +219,26 @@ pub extern "C-unwind" fn array_to_embedding(fcinfo: pg_sys::FunctionCallInfo) ->
             pg_sys::FLOAT8OID => {
                 let x = f64::from_bits(d.value() as u64);
                 if x.is_finite() && x.abs() > f32::MAX as f64 {
-                    error(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("\"{x:e}\" is out of range for type real"));
+                    error(
+                        PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                        format!("\"{x:e}\" is out of range for type real"),
+                    );
                 }
                 x as f32
             }
             pg_sys::NUMERICOID => {
                 // Safety: numeric_float4 takes one numeric datum; it raises its own range errors.
-                let r = unsafe { pgrx::direct_function_call_as_datum(pg_sys::numeric_float4, &[Some(d)]) };
+                let r = unsafe {
+                    pgrx::direct_function_call_as_datum(pg_sys::numeric_float4, &[Some(d)])
+                };
                 f32::from_bits(r.expect("numeric_float4 returned NULL").value() as u32)
             }
             other => error(
                 PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                format!("unsupported array element type {} for embedding", other.to_u32()),
+                format!(
+                    "unsupported array element type {} for embedding",
+                    other.to_u32()
+                ),
             ),
         })
         .collect();
@@ -205,7 +253,10 @@ pub extern "C-unwind" fn array_to_embedding(fcinfo: pg_sys::FunctionCallInfo) ->
 pub extern "C-unwind" fn embedding_to_float4(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // Safety: declared STRICT (embedding, ...).
     let values = unsafe { arg_values(fcinfo, 0) };
-    let mut datums: Vec<pg_sys::Datum> = values.iter().map(|v| pg_sys::Datum::from(v.to_bits())).collect();
+    let mut datums: Vec<pg_sys::Datum> = values
+        .iter()
+        .map(|v| pg_sys::Datum::from(v.to_bits()))
+        .collect();
     // Safety: float4 is 4 bytes, by value, int-aligned; construct_array copies the datums.
     unsafe {
         let array = pg_sys::construct_array(

@@ -48,7 +48,11 @@ pub fn new_datum(values: &[f32]) -> pg_sys::Datum {
         let ptr = pg_sys::palloc0(size) as *mut u8;
         pgrx::varlena::set_varsize_4b(ptr as *mut pg_sys::varlena, size as i32);
         std::ptr::write(ptr.add(4) as *mut u16, values.len() as u16);
-        std::ptr::copy_nonoverlapping(values.as_ptr(), ptr.add(HEADER_SIZE) as *mut f32, values.len());
+        std::ptr::copy_nonoverlapping(
+            values.as_ptr(),
+            ptr.add(HEADER_SIZE) as *mut f32,
+            values.len(),
+        );
         pg_sys::Datum::from(ptr)
     }
 }

@@ -56,7 +56,8 @@ fn cosine_parts_body(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
             bb[i] += y[i] * y[i];
         }
     }
-    let (mut sab, mut saa, mut sbb): (f32, f32, f32) = (ab.iter().sum(), aa.iter().sum(), bb.iter().sum());
+    let (mut sab, mut saa, mut sbb): (f32, f32, f32) =
+        (ab.iter().sum(), aa.iter().sum(), bb.iter().sum());
     for (x, y) in ar.iter().zip(br) {
         sab += x * y;
         saa += x * x;
@@ -133,7 +134,10 @@ mod tests {
     struct Lcg(u64);
     impl Lcg {
         fn next(&mut self) -> f32 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         }
         fn vec(&mut self, n: usize) -> Vec<f32> {
@@ -152,7 +156,11 @@ mod tests {
             for _ in 0..5 {
                 let a = rng.vec(n);
                 let b = rng.vec(n);
-                let l2: f64 = a.iter().zip(&b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+                let l2: f64 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| ((x - y) as f64).powi(2))
+                    .sum();
                 let ip: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
                 let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
                 let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
@@ -160,7 +168,10 @@ mod tests {
                 assert!(close(l2_distance(&a, &b), l2.sqrt()), "l2 distance n={n}");
                 assert!(close(dot(&a, &b) as f64, ip), "dot n={n}");
                 assert!(close(norm(&a), na), "norm n={n}");
-                assert!(close(cosine_distance(&a, &b), 1.0 - ip / (na * nb)), "cosine n={n}");
+                assert!(
+                    close(cosine_distance(&a, &b), 1.0 - ip / (na * nb)),
+                    "cosine n={n}"
+                );
             }
         }
     }

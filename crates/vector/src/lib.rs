@@ -30,7 +30,10 @@ impl std::fmt::Display for ValueError {
             }
             ValueError::NotFinite { .. } => write!(f, "infinite value not allowed in embedding"),
             ValueError::TooManyDims(n) => {
-                write!(f, "embedding cannot have more than {MAX_DIMS} dimensions, not {n}")
+                write!(
+                    f,
+                    "embedding cannot have more than {MAX_DIMS} dimensions, not {n}"
+                )
             }
             ValueError::Empty => write!(f, "embedding must have at least {MIN_DIMS} dimension"),
         }

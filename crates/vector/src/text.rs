@@ -25,7 +25,9 @@ impl std::fmt::Display for ParseError {
 }
 
 fn malformed(input: &str, detail: &str) -> ParseError {
-    ParseError::Malformed(format!("invalid input syntax for type embedding: \"{input}\" ({detail})"))
+    ParseError::Malformed(format!(
+        "invalid input syntax for type embedding: \"{input}\" ({detail})"
+    ))
 }
 
 /// Parses `[1,2.5,-3]`. Values are checked as [`check_values`] does.
@@ -49,7 +51,8 @@ pub fn parse(input: &str) -> Result<Vec<f32>, ParseError> {
             let n = inner.split(',').count();
             return Err(ParseError::Value(ValueError::TooManyDims(n)));
         }
-        let value = parse_real(item).ok_or_else(|| malformed(input, &format!("\"{item}\" is not a number")))?;
+        let value = parse_real(item)
+            .ok_or_else(|| malformed(input, &format!("\"{item}\" is not a number")))?;
         if value.is_infinite() && !item.to_ascii_lowercase().contains("inf") {
             return Err(ParseError::OutOfRange(item.to_string()));
         }
@@ -62,7 +65,8 @@ pub fn parse(input: &str) -> Result<Vec<f32>, ParseError> {
 /// A float4 the way PostgreSQL's float4in reads one; rejects Rust-only spellings it would not take.
 fn parse_real(item: &str) -> Option<f32> {
     let first = item.as_bytes()[0];
-    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.' | b'i' | b'I' | b'n' | b'N')) {
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.' | b'i' | b'I' | b'n' | b'N'))
+    {
         return None;
     }
     item.parse::<f32>().ok()
@@ -105,18 +109,31 @@ mod tests {
     #[test]
     fn parses_and_formats() {
         assert_eq!(parse("[1,2.5,-3]").unwrap(), vec![1.0, 2.5, -3.0]);
-        assert_eq!(parse("  [ 1 , 2.5 ,\t-3 ]  ").unwrap(), vec![1.0, 2.5, -3.0]);
+        assert_eq!(
+            parse("  [ 1 , 2.5 ,\t-3 ]  ").unwrap(),
+            vec![1.0, 2.5, -3.0]
+        );
         assert_eq!(parse("[1e3]").unwrap(), vec![1000.0]);
         assert_eq!(format(&[1.0, 2.5, -3.0]), "[1,2.5,-3]");
-        assert_eq!(format(&[1e-5, 3.4028235e38, -1.5e20, 0.0001, 1e14]), "[1e-05,3.4028235e+38,-1.5e+20,0.0001,100000000000000]");
+        assert_eq!(
+            format(&[1e-5, 3.4028235e38, -1.5e20, 0.0001, 1e14]),
+            "[1e-05,3.4028235e+38,-1.5e+20,0.0001,100000000000000]"
+        );
         let v = [0.1f32, 1e-30, 3.4e38, -7.25];
         assert_eq!(parse(&format(&v)).unwrap(), v);
     }
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["1,2", "[1,2", "1,2]", "[1,,2]", "[1,2,]", "[,1]", "[a]", "[1 2]", "[0x10]", "[[1]]", ""] {
-            assert!(matches!(parse(bad), Err(ParseError::Malformed(_))), "{bad:?} -> {:?}", parse(bad));
+        for bad in [
+            "1,2", "[1,2", "1,2]", "[1,,2]", "[1,2,]", "[,1]", "[a]", "[1 2]", "[0x10]", "[[1]]",
+            "",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ParseError::Malformed(_))),
+                "{bad:?} -> {:?}",
+                parse(bad)
+            );
         }
         assert_eq!(parse("[]"), Err(ParseError::Value(ValueError::Empty)));
         assert_eq!(parse("[ ]"), Err(ParseError::Value(ValueError::Empty)));
@@ -126,10 +143,22 @@ mod tests {
     fn rejects_bad_values() {
         assert!(matches!(parse("[1e39]"), Err(ParseError::OutOfRange(_))));
         assert!(matches!(parse("[-1e39]"), Err(ParseError::OutOfRange(_))));
-        assert!(matches!(parse("[NaN]"), Err(ParseError::Value(ValueError::NotFinite { .. }))));
-        assert!(matches!(parse("[1,-Infinity]"), Err(ParseError::Value(ValueError::NotFinite { index: 1, .. }))));
+        assert!(matches!(
+            parse("[NaN]"),
+            Err(ParseError::Value(ValueError::NotFinite { .. }))
+        ));
+        assert!(matches!(
+            parse("[1,-Infinity]"),
+            Err(ParseError::Value(ValueError::NotFinite { index: 1, .. }))
+        ));
         let many = format(&vec![1.0; MAX_DIMS + 1]);
-        assert_eq!(parse(&many), Err(ParseError::Value(ValueError::TooManyDims(MAX_DIMS + 1))));
-        assert_eq!(parse(&format(&vec![1.0; MAX_DIMS])).unwrap().len(), MAX_DIMS);
+        assert_eq!(
+            parse(&many),
+            Err(ParseError::Value(ValueError::TooManyDims(MAX_DIMS + 1)))
+        );
+        assert_eq!(
+            parse(&format(&vec![1.0; MAX_DIMS])).unwrap().len(),
+            MAX_DIMS
+        );
     }
 }

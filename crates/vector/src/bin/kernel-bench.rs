@@ -15,7 +15,9 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect()
@@ -47,7 +49,8 @@ fn scalar_l2(a: &[f32], b: &[f32]) -> f32 {
 
 fn read_ceiling(set: &[f32]) -> f64 {
     // Integer addition may be reordered freely, so this loop runs at the memory's speed.
-    let words: &[u32] = unsafe { std::slice::from_raw_parts(set.as_ptr() as *const u32, set.len()) };
+    let words: &[u32] =
+        unsafe { std::slice::from_raw_parts(set.as_ptr() as *const u32, set.len()) };
     let mut best = f64::MAX;
     for _ in 0..ROUNDS {
         let t = Instant::now();
@@ -61,18 +64,33 @@ fn read_ceiling(set: &[f32]) -> f64 {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let wide = if cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("avx2") { "AVX2+FMA" } else { "baseline" };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let wide = if cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("avx2") {
+        "AVX2+FMA"
+    } else {
+        "baseline"
+    };
     format!("{cpu}, {cores} cores, kernels: {wide}")
 }
 
 fn main() {
     println!("machine: {}", machine());
-    println!("set: {} MiB of float4 per measurement, best of {ROUNDS}", SET_BYTES >> 20);
+    println!(
+        "set: {} MiB of float4 per measurement, best of {ROUNDS}",
+        SET_BYTES >> 20
+    );
     println!();
-    println!("| dims | l2 GB/s | inner product GB/s | cosine GB/s | scalar l2 loop GB/s | plain read GB/s |");
+    println!(
+        "| dims | l2 GB/s | inner product GB/s | cosine GB/s | scalar l2 loop GB/s | plain read GB/s |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|");
     for dims in [128, 512, 2048] {
         let n = SET_BYTES / 4 / dims * dims;
