@@ -455,11 +455,11 @@ fn fit_quantizers(sample: &[f32], centroids: &[f32], dims: usize) -> Vec<Quantiz
 /// Rows for a one-shot build: called once for the sample pass and once for the load pass, it
 /// must hand the same rows to `f` each time.
 pub trait Rows {
-    fn scan(
-        &mut self,
-        f: &mut dyn FnMut(Tid, &[f32]) -> Result<(), BuildError>,
-    ) -> Result<(), BuildError>;
+    fn scan(&mut self, f: &mut RowFn<'_>) -> Result<(), BuildError>;
 }
+
+/// What [`Rows::scan`] calls for each row.
+pub type RowFn<'a> = dyn FnMut(Tid, &[f32]) -> Result<(), BuildError> + 'a;
 
 /// Builds an index on an empty `rel` in one call, reporting progress; the callback returns
 /// `ControlFlow::Break` to cancel.
@@ -525,10 +525,7 @@ pub fn build<R: Relation>(
 
 /// Rows held in memory: (tid, vector) pairs.
 impl Rows for &[(Tid, Vec<f32>)] {
-    fn scan(
-        &mut self,
-        f: &mut dyn FnMut(Tid, &[f32]) -> Result<(), BuildError>,
-    ) -> Result<(), BuildError> {
+    fn scan(&mut self, f: &mut RowFn<'_>) -> Result<(), BuildError> {
         for (tid, v) in self.iter() {
             f(*tid, v)?;
         }

@@ -92,7 +92,7 @@ pub fn put_f32(p: &mut [u8], off: usize, v: f32) {
 pub fn get_f32s(p: &[u8], off: usize, n: usize) -> Cow<'_, [f32]> {
     let bytes = &p[off..off + 4 * n];
     if cfg!(target_endian = "little")
-        && (bytes.as_ptr() as usize) % std::mem::align_of::<f32>() == 0
+        && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>())
     {
         // Safety: the range is in bounds (sliced above), aligned for f32 (checked), every bit
         // pattern is a valid f32, and the borrow keeps the page alive and unmodified.

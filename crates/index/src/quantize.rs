@@ -160,24 +160,24 @@ mod tests {
         }
         let mut out = vec![0.0; n];
         l2_codes(&q, &page, 8, stride, n, &mut out);
-        for r in 0..n {
+        for (r, &o) in out.iter().enumerate().take(n) {
             let off = 8 + r * stride;
             let want: f32 = q
                 .iter()
                 .zip(&page[off..off + dims])
                 .map(|(a, &b)| (a - b as f32).powi(2))
                 .sum();
-            assert!((out[r] - want).abs() <= 1e-3 * want.abs().max(1.0));
+            assert!((o - want).abs() <= 1e-3 * want.abs().max(1.0));
         }
         dot_codes(&q, &page, 8, stride, n, &mut out);
-        for r in 0..n {
+        for (r, &o) in out.iter().enumerate().take(n) {
             let off = 8 + r * stride;
             let want: f32 = q
                 .iter()
                 .zip(&page[off..off + dims])
                 .map(|(a, &b)| a * b as f32)
                 .sum();
-            assert!((out[r] - want).abs() <= 1e-3 * want.abs().max(1.0));
+            assert!((o - want).abs() <= 1e-3 * want.abs().max(1.0));
         }
     }
 }
