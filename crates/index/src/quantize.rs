@@ -44,6 +44,83 @@ impl Quantizer {
     }
 }
 
+/// Query residuals in code units are clamped to this range before rounding to i16. Clamping to a
+/// box that holds every code (0..=255) only brings the query nearer every code, so estimates stay
+/// lower bounds; the range keeps the i32 sums of squares from overflowing at MAX_DIMS.
+pub const QUERY_CODE_MIN: f32 = -2048.0;
+pub const QUERY_CODE_MAX: f32 = 2303.0;
+
+/// Σ (q[d] - code[d])² in integers for each of `n` code records; record `r`'s code starts at
+/// `page[first + r * stride]`; `q` is the query residual in code units, rounded and clamped.
+pub fn l2_codes_i16(
+    q: &[i16],
+    page: &[u8],
+    first: usize,
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    assert!(out.len() >= n && (n == 0 || first + (n - 1) * stride + q.len() <= page.len()));
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // Safety: AVX2 was detected on this CPU just above, and the assertion keeps every
+            // code load inside `page`.
+            return unsafe { l2_codes_i16_avx2(q, page, first, stride, n, out) };
+        }
+    }
+    for (r, o) in out.iter_mut().enumerate().take(n) {
+        let code = &page[first + r * stride..first + r * stride + q.len()];
+        let s: i64 = q
+            .iter()
+            .zip(code)
+            .map(|(&a, &b)| ((a as i32 - b as i32) * (a as i32 - b as i32)) as i64)
+            .sum();
+        *o = s as f32;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn l2_codes_i16_avx2(
+    q: &[i16],
+    page: &[u8],
+    first: usize,
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let dims = q.len();
+    let full = dims / 16 * 16;
+    for (r, o) in out.iter_mut().enumerate().take(n) {
+        let code = &page[first + r * stride..first + r * stride + dims];
+        let mut acc = _mm256_setzero_si256();
+        let mut i = 0;
+        while i < full {
+            // Safety: i + 16 <= dims, so both loads stay inside `code` and `q`.
+            let (c, qv) = unsafe {
+                (
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128(code.as_ptr().add(i) as *const __m128i)),
+                    _mm256_loadu_si256(q.as_ptr().add(i) as *const __m256i),
+                )
+            };
+            let d = _mm256_sub_epi16(qv, c);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, d));
+            i += 16;
+        }
+        let mut lanes = [0i32; 8];
+        // Safety: `lanes` is 32 bytes, the size of the register stored.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc) };
+        let mut s: i64 = lanes.iter().map(|&x| x as i64).sum();
+        for (&a, &b) in q[full..].iter().zip(&code[full..]) {
+            let d = a as i32 - b as i32;
+            s += (d * d) as i64;
+        }
+        *o = s as f32;
+    }
+}
+
 #[inline(always)]
 fn l2_codes_body(q: &[f32], page: &[u8], first: usize, stride: usize, n: usize, out: &mut [f32]) {
     let dims = q.len();
@@ -168,6 +245,20 @@ mod tests {
                 .map(|(a, &b)| (a - b as f32).powi(2))
                 .sum();
             assert!((o - want).abs() <= 1e-3 * want.abs().max(1.0));
+        }
+        let qi: Vec<i16> = q
+            .iter()
+            .map(|x| x.round().clamp(QUERY_CODE_MIN, QUERY_CODE_MAX) as i16)
+            .collect();
+        l2_codes_i16(&qi, &page, 8, stride, n, &mut out);
+        for (r, &o) in out.iter().enumerate().take(n) {
+            let off = 8 + r * stride;
+            let want: i64 = qi
+                .iter()
+                .zip(&page[off..off + dims])
+                .map(|(&a, &b)| ((a as i64) - b as i64).pow(2))
+                .sum();
+            assert_eq!(o, want as f32);
         }
         dot_codes(&q, &page, 8, stride, n, &mut out);
         for (r, &o) in out.iter().enumerate().take(n) {

@@ -125,7 +125,7 @@ pub struct Scan {
     pending: BinaryHeap<Reverse<Candidate>>,
     ready: BinaryHeap<Reverse<Ready>>,
     stats: ScanStats,
-    residual: Vec<f32>,
+    residual: Vec<i16>,
     estimates: Vec<f32>,
 }
 
@@ -169,7 +169,7 @@ impl Scan {
         Ok(Scan {
             query_norm: synthsearch_vector::norm(&q) as f32,
             query_sum: q.iter().sum(),
-            residual: vec![0.0; meta.dims],
+            residual: vec![0i16; meta.dims],
             meta,
             query: q,
             nan,
@@ -274,8 +274,9 @@ impl Scan {
         let dims = self.meta.dims;
         let metric = self.meta.metric;
         let (lo, step) = (entry.lo, entry.step);
-        // The query in this list's code units (L2, cosine), or q·centroid (inner product).
-        let base = {
+        // The query in this list's code units (L2, cosine) and how far rounding moved it, or
+        // q·centroid (inner product).
+        let (base, slack) = {
             let (blk, off) = self.meta.entry_at(list);
             let p = rel.read(blk);
             page::expect(&p, blk, Kind::Directory);
@@ -283,14 +284,20 @@ impl Scan {
             match metric {
                 Metric::L2 | Metric::Cosine => {
                     let inv = 1.0 / step;
+                    let mut moved = 0.0f32;
                     for ((r, &q), &cv) in self.residual.iter_mut().zip(&self.query).zip(c.iter()) {
-                        *r = (q - cv - lo) * inv;
+                        let x = ((q - cv - lo) * inv)
+                            .clamp(quantize::QUERY_CODE_MIN, quantize::QUERY_CODE_MAX);
+                        let k = x.round();
+                        moved += (x - k) * (x - k);
+                        *r = k as i16;
                     }
-                    0.0
+                    (0.0, moved.sqrt() * (1.0 + 1e-4) + 1e-3)
                 }
-                Metric::InnerProduct => {
-                    synthsearch_vector::dot(&self.query, &c) + lo * self.query_sum
-                }
+                Metric::InnerProduct => (
+                    synthsearch_vector::dot(&self.query, &c) + lo * self.query_sum,
+                    0.0,
+                ),
             }
         };
         let stride = page::code_stride(dims);
@@ -306,9 +313,14 @@ impl Scan {
             self.estimates.resize(n, 0.0);
             let first = page::HEADER + page::CODE;
             match metric {
-                Metric::L2 | Metric::Cosine => {
-                    quantize::l2_codes(&self.residual, &p, first, stride, n, &mut self.estimates)
-                }
+                Metric::L2 | Metric::Cosine => quantize::l2_codes_i16(
+                    &self.residual,
+                    &p,
+                    first,
+                    stride,
+                    n,
+                    &mut self.estimates,
+                ),
                 Metric::InnerProduct => {
                     quantize::dot_codes(&self.query, &p, first, stride, n, &mut self.estimates)
                 }
@@ -316,9 +328,11 @@ impl Scan {
             for (r, &e) in self.estimates[..n].iter().enumerate() {
                 let head = CodeHead::read(&p, page::record(r, stride));
                 let bound = match metric {
-                    Metric::L2 => ((e.max(0.0).sqrt() * step) * (1.0 - 1e-5) - head.error).max(0.0),
+                    Metric::L2 => {
+                        (((e.sqrt() - slack) * step) * (1.0 - 1e-5) - head.error).max(0.0)
+                    }
                     Metric::Cosine => {
-                        let d = ((e.max(0.0).sqrt() * step) * (1.0 - 1e-5) - head.error).max(0.0);
+                        let d = (((e.sqrt() - slack) * step) * (1.0 - 1e-5) - head.error).max(0.0);
                         0.5 * d * d
                     }
                     Metric::InnerProduct => {

@@ -79,6 +79,13 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The 1-minute load average: the cores are shared, so timings are read beside it.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split(' ').next().unwrap_or("?").to_string())
+        .unwrap_or_default()
+}
+
 fn tid(i: usize) -> Tid {
     Tid::new((i / 100) as u32, (i % 100 + 1) as u16)
 }
@@ -89,7 +96,11 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!("machine: {cores} cores, {}", cpu_model());
+    println!(
+        "machine: {cores} cores, {}; load average at start: {}",
+        cpu_model(),
+        load()
+    );
     println!(
         "data: n={} dims={} Gaussian mixture of {} clusters, centers N(0,1), spread {}, seed {}; {} queries from the same mixture",
         a.n, d, a.clusters, a.spread, a.seed, a.queries
@@ -214,4 +225,6 @@ fn main() {
             reranked as f64 / nq
         );
     }
+    println!();
+    println!("load average at end: {}", load());
 }
