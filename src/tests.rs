@@ -1,36 +1,41 @@
-use pgrx::prelude::*;
+//! Tests that run inside PostgreSQL (`cargo pgrx test`), in the schema `tests`.
 
-#[pg_test]
-fn libtorch_loads_and_computes() {
-    let (version, device, threads, check) = Spi::get_four::<String, String, i64, f64>(
-        "SELECT libtorch_version, device, threads, \"check\" FROM synth_torch_info()",
-    )
-    .unwrap();
-    assert!(version.unwrap().starts_with("2.11"));
-    // The tests run on machines without a GPU.
-    assert_eq!(device.unwrap(), "cpu");
-    assert_eq!(threads, Some(1));
-    assert_eq!(check, Some(14.0));
-}
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
 
-#[pg_test]
-fn threads_setting_reaches_libtorch() {
-    Spi::run("SET synthsearch.threads = 2").unwrap();
-    let threads = Spi::get_one::<i64>("SELECT threads FROM synth_torch_info()").unwrap();
-    assert_eq!(threads, Some(2));
-}
+    #[pg_test]
+    fn libtorch_loads_and_computes() {
+        let (version, device, threads, check) = Spi::get_four::<String, String, i64, f64>(
+            "SELECT libtorch_version, device, threads, \"check\" FROM synth_torch_info()",
+        )
+        .unwrap();
+        assert!(version.unwrap().starts_with("2.11"));
+        // The tests run on machines without a GPU.
+        assert_eq!(device.unwrap(), "cpu");
+        assert_eq!(threads, Some(1));
+        assert_eq!(check, Some(14.0));
+    }
 
-#[pg_test]
-fn embedding_round_trips_and_measures() {
-    let text = Spi::get_one::<String>("SELECT '[1, 2.5,-3]'::embedding::text").unwrap();
-    assert_eq!(text.as_deref(), Some("[1,2.5,-3]"));
-    let d = Spi::get_one::<f64>("SELECT '[0,0]'::embedding <-> '[3,4]'").unwrap();
-    assert_eq!(d, Some(5.0));
-    let ip = Spi::get_one::<f64>("SELECT '[1,2]'::embedding <#> '[3,4]'").unwrap();
-    assert_eq!(ip, Some(-11.0));
-}
+    #[pg_test]
+    fn threads_setting_reaches_libtorch() {
+        Spi::run("SET synthsearch.threads = 2").unwrap();
+        let threads = Spi::get_one::<i64>("SELECT threads FROM synth_torch_info()").unwrap();
+        assert_eq!(threads, Some(2));
+    }
 
-#[pg_test(error = "different embedding dimensions 2 and 3")]
-fn mismatched_dimensions_error() {
-    Spi::get_one::<f64>("SELECT '[1,2]'::embedding <-> '[1,2,3]'").unwrap();
+    #[pg_test]
+    fn embedding_round_trips_and_measures() {
+        let text = Spi::get_one::<String>("SELECT '[1, 2.5,-3]'::embedding::text").unwrap();
+        assert_eq!(text.as_deref(), Some("[1,2.5,-3]"));
+        let d = Spi::get_one::<f64>("SELECT '[0,0]'::embedding <-> '[3,4]'").unwrap();
+        assert_eq!(d, Some(5.0));
+        let ip = Spi::get_one::<f64>("SELECT '[1,2]'::embedding <#> '[3,4]'").unwrap();
+        assert_eq!(ip, Some(-11.0));
+    }
+
+    #[pg_test(error = "different embedding dimensions 2 and 3")]
+    fn mismatched_dimensions_error() {
+        Spi::get_one::<f64>("SELECT '[1,2]'::embedding <-> '[1,2,3]'").unwrap();
+    }
 }
