@@ -8,17 +8,22 @@ use pgrx::prelude::*;
 mod datatype;
 mod fmgr;
 mod gucs;
+mod index;
 mod torch;
 
 ::pgrx::pg_module_magic!(name, version);
 
 // The embedding type, its functions, operators, casts and operator classes are written by hand in
-// sql/, where their exact SQL signatures are reviewable; they run after pgrx's generated SQL.
-pgrx::extension_sql_file!("../sql/embedding.sql", name = "embedding", finalize);
+// sql/, where their exact SQL signatures are reviewable. pgrx allows one `finalize` block, so the
+// files are ordered by `requires` (a generated function that uses `embedding` requires it too).
+pgrx::extension_sql_file!("../sql/embedding.sql", name = "embedding");
+// The synthivf index access method and its operator classes.
+pgrx::extension_sql_file!("../sql/index.sql", name = "index", requires = ["embedding"]);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     // Settings only: never touch libtorch or CUDA here, the postmaster forks every backend.
+    index::init();
     gucs::init();
 }
 

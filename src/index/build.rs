@@ -1,0 +1,316 @@
+//! `ambuild` and `ambuildempty`: two passes over the table through the table AM's
+//! `index_build_range_scan` (a sample for k-means, then every row into its list), driving the
+//! core's steppable build between them, with progress in `pg_stat_progress_create_index`.
+//!
+//! The pages are written without WAL and logged whole at the end, which is cheaper than a
+//! GenericXLog record per change. An index over a column without dimensions (`embedding`, not
+//! `embedding(n)`) on an empty table has no pages at all; the first insert creates them.
+
+use super::handler::{self, PHASE_LOADING, PHASE_SAMPLING, PHASE_TRAINING};
+use super::storage::PgRelation;
+use super::{build_error, options, tid_of};
+use crate::datatype::memory::datum_values;
+use pgrx::{pg_guard, pg_sys};
+use synthsearch_index::options::BuildOptions;
+use synthsearch_index::{Build, Metric, Relation, meta};
+
+/// How often (rows) the build reports progress and checks for interrupts.
+const REPORT_EVERY: u64 = 1024;
+
+enum Pass {
+    Sampling,
+    Loading,
+}
+
+struct BuildState {
+    rel: PgRelation,
+    metric: Metric,
+    reloptions: (u32, u32, u32),
+    threads: usize,
+    expected_rows: u64,
+    /// Created with the first row when the column has no typmod.
+    build: Option<Build>,
+    pass: Pass,
+    rows: u64,
+    indexed: u64,
+}
+
+/// Blocks every signal on this thread while alive, so that threads started meanwhile (the
+/// build's workers) never run PostgreSQL's signal handlers; restores the mask when dropped.
+struct SignalsBlocked {
+    old: SigSet,
+}
+
+#[repr(C)]
+struct SigSet([u64; 16]);
+
+unsafe extern "C" {
+    fn sigfillset(set: *mut SigSet) -> std::ffi::c_int;
+    fn pthread_sigmask(
+        how: std::ffi::c_int,
+        set: *const SigSet,
+        old: *mut SigSet,
+    ) -> std::ffi::c_int;
+}
+const SIG_SETMASK: std::ffi::c_int = 2;
+
+impl SignalsBlocked {
+    fn new() -> SignalsBlocked {
+        let mut all = SigSet([0; 16]);
+        let mut old = SigSet([0; 16]);
+        // Safety: both sets are glibc sigset_t-sized (128 bytes) and live across the calls.
+        unsafe {
+            sigfillset(&mut all);
+            pthread_sigmask(SIG_SETMASK, &all, &mut old);
+        }
+        SignalsBlocked { old }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // Safety: restores the mask saved in new().
+        unsafe { pthread_sigmask(SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// The core's build options for this index.
+fn build_options(
+    dims: usize,
+    metric: Metric,
+    reloptions: (u32, u32, u32),
+    threads: usize,
+) -> BuildOptions {
+    let mut o = BuildOptions::new(dims, metric);
+    (o.lists, o.sample_per_list, o.kmeans_iterations) = reloptions;
+    // Safety: a plain global int of the backend.
+    let kb = unsafe { pg_sys::maintenance_work_mem };
+    o.memory = kb.max(1024) as usize * 1024;
+    o.threads = threads;
+    o
+}
+
+/// A new build whose worker threads never see signals.
+pub(super) fn new_build(opts: BuildOptions, expected_rows: u64) -> Build {
+    let _blocked = SignalsBlocked::new();
+    Build::new(opts, expected_rows).unwrap_or_else(|e| build_error(e))
+}
+
+/// Dimensions fixed by the indexed column's or expression's typmod, if any.
+///
+/// # Safety
+/// `index` must be an open index.
+unsafe fn typmod_dims(index: pg_sys::Relation) -> Option<usize> {
+    // Safety: an index has at least one attribute in rd_att.
+    let typmod = unsafe { (*(*(*index).rd_att).attrs.as_ptr()).atttypmod };
+    (typmod > 0).then_some(typmod as usize)
+}
+
+fn progress(param: u32, value: i64) {
+    // Safety: plain call; a no-op when no progress command is running.
+    unsafe { pg_sys::pgstat_progress_update_param(param as i32, value) };
+}
+
+impl BuildState {
+    fn row(&mut self, tid: pg_sys::ItemPointer, datum: pg_sys::Datum) {
+        // Safety: the datum is a non-NULL value of the indexed embedding column or expression.
+        let v = unsafe { datum_values(datum) };
+        self.rows += 1;
+        match self.pass {
+            Pass::Sampling => {
+                let build = self.build.get_or_insert_with(|| {
+                    let o = build_options(v.len(), self.metric, self.reloptions, self.threads);
+                    new_build(o, self.expected_rows)
+                });
+                build.sample(v).unwrap_or_else(|e| build_error(e));
+                if self.rows.is_multiple_of(REPORT_EVERY) {
+                    progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, self.rows as i64);
+                }
+            }
+            Pass::Loading => {
+                let build = self.build.as_mut().expect("loading without a build");
+                if build
+                    .load(&self.rel, tid_of(tid), v)
+                    .unwrap_or_else(|e| build_error(e))
+                {
+                    self.indexed += 1;
+                }
+                if self.rows.is_multiple_of(REPORT_EVERY) {
+                    progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, self.rows as i64);
+                }
+            }
+        }
+        if self.rows.is_multiple_of(REPORT_EVERY) {
+            // Can take a while, so ensure we can interrupt.
+            pgrx::check_for_interrupts!();
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn build_callback(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    // Safety: `state` is the BuildState ambuild passed; values/isnull have one entry (one column).
+    unsafe {
+        if *isnull {
+            return;
+        }
+        (*(state as *mut BuildState)).row(tid, *values);
+    }
+}
+
+/// One pass of the table AM's build scan over the whole table, calling `callback` with `state`.
+///
+/// # Safety
+/// Open heap and index, a valid IndexInfo, and `state` what `callback` expects.
+pub(super) unsafe fn scan_table(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    info: *mut pg_sys::IndexInfo,
+    progress: bool,
+    callback: pg_sys::IndexBuildCallback,
+    state: *mut std::ffi::c_void,
+) -> f64 {
+    // Safety: table_index_build_scan is static inline in tableam.h; this is its body. The call
+    // goes through pg_guard_ffi_boundary so an ERROR inside unwinds our frames properly.
+    unsafe {
+        let scan = (*(*heap).rd_tableam)
+            .index_build_range_scan
+            .expect("table access method without index_build_range_scan");
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            scan(
+                heap,
+                index,
+                info,
+                true,
+                false,
+                progress,
+                0,
+                pg_sys::InvalidBlockNumber,
+                callback,
+                state,
+                std::ptr::null_mut(),
+            )
+        })
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambuild(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    info: *mut pg_sys::IndexInfo,
+) -> *mut pg_sys::IndexBuildResult {
+    // Safety: PostgreSQL passes open relations and the IndexInfo; the index is new and empty, so
+    // it may be written without WAL (logged whole at the end).
+    unsafe {
+        if (*index).rd_att.is_null() || (*(*index).rd_att).natts != 1 {
+            crate::fmgr::error(
+                pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "synthivf indexes take exactly one column",
+            );
+        }
+        let rel = PgRelation::unlogged_build(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        let reltuples = (*(*heap).rd_rel).reltuples;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(pg_sys::max_parallel_maintenance_workers.max(0) as usize + 1);
+        let mut state = BuildState {
+            rel,
+            metric: handler::opclass_metric(index),
+            reloptions: options::index_options(index),
+            threads,
+            expected_rows: reltuples.max(0.0) as u64,
+            build: None,
+            pass: Pass::Sampling,
+            rows: 0,
+            indexed: 0,
+        };
+        if let Some(dims) = typmod_dims(index) {
+            let o = build_options(dims, state.metric, state.reloptions, threads);
+            state.build = Some(new_build(o, state.expected_rows));
+        }
+        progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SAMPLING);
+        progress(
+            pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL,
+            state.expected_rows as i64,
+        );
+        let state_ptr = &mut state as *mut BuildState as *mut std::ffi::c_void;
+        let heap_tuples = scan_table(heap, index, info, true, Some(build_callback), state_ptr);
+        if let Some(build) = state.build.as_mut() {
+            progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_TRAINING);
+            loop {
+                pgrx::check_for_interrupts!();
+                let (done, total) = build.train_step();
+                if done == total {
+                    break;
+                }
+            }
+            build.begin_load(&state.rel);
+            progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOADING);
+            progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, build.seen() as i64);
+            progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+            state.pass = Pass::Loading;
+            state.rows = 0;
+            scan_table(heap, index, info, true, Some(build_callback), state_ptr);
+            let build = state.build.take().expect("build vanished");
+            build.finish(&state.rel);
+            state.rel.log_all();
+        }
+        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>())
+            as *mut pg_sys::IndexBuildResult;
+        (*result).heap_tuples = heap_tuples;
+        (*result).index_tuples = state.indexed as f64;
+        result
+    }
+}
+
+/// Writes an index of no rows into `rel` (one list, centroid arbitrary).
+pub(super) fn build_empty(
+    rel: &PgRelation,
+    dims: usize,
+    metric: Metric,
+    reloptions: (u32, u32, u32),
+) {
+    let mut build = new_build(build_options(dims, metric, reloptions, 1), 0);
+    loop {
+        let (done, total) = build.train_step();
+        if done == total {
+            break;
+        }
+    }
+    build.begin_load(rel);
+    build.finish(rel);
+}
+
+/// `ambuildempty`: the init fork of an index on an UNLOGGED table, what the index becomes after
+/// a crash: the meta page and an empty directory, WAL-logged.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    // Safety: PostgreSQL calls this after ambuild with the init fork created and empty.
+    unsafe {
+        let main = PgRelation::new(index);
+        let dims =
+            typmod_dims(index).or_else(|| (!main.is_empty()).then(|| meta::read_meta(&main).dims));
+        let Some(dims) = dims else {
+            // No dimensions known: an empty init fork, the first insert after a crash creates it.
+            return;
+        };
+        let (_, sample_per_list, kmeans_iterations) = options::index_options(index);
+        let rel = PgRelation::unlogged_build(index, pg_sys::ForkNumber::INIT_FORKNUM);
+        build_empty(
+            &rel,
+            dims,
+            handler::opclass_metric(index),
+            (1, sample_per_list, kmeans_iterations),
+        );
+        rel.log_all();
+    }
+}

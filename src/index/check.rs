@@ -1,0 +1,141 @@
+//! `synth_index_check(index regclass, heap boolean DEFAULT true)`: checks a synthivf index in the
+//! spirit of amcheck and returns what it counted; an inconsistency is an ERROR with SQLSTATE
+//! XX002 (index_corrupted). With `heap`, the table is read as CREATE INDEX reads it (under a
+//! ShareLock, which blocks writers meanwhile) and the index must hold exactly its rows with equal
+//! vectors. Rows deleted but not yet vacuumed are still in the index: VACUUM before comparing.
+
+use super::build::scan_table;
+use super::storage::PgRelation;
+use super::tid_of;
+use crate::datatype::memory::datum_values;
+use crate::fmgr::{arg, error};
+use crate::pg_function_info_v1;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::{pg_guard, pg_sys};
+use synthsearch_index::{Relation, Report, Tid};
+
+pg_function_info_v1!(pg_finfo_synth_index_check);
+
+type HeapRows = Vec<(Tid, Vec<f32>)>;
+
+#[pg_guard]
+unsafe extern "C-unwind" fn collect_row(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    // Safety: `state` is the HeapRows vector below; one index column.
+    unsafe {
+        if *isnull {
+            return;
+        }
+        let rows = &mut *(state as *mut HeapRows);
+        rows.push((tid_of(tid), datum_values(*values).to_vec()));
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: declared STRICT (regclass, boolean) RETURNS record with OUT parameters.
+    unsafe {
+        let index_oid = pg_sys::Oid::from(arg(fcinfo, 0).value() as u32);
+        let with_heap = arg(fcinfo, 1).value() != 0;
+        // Lock the table before the index, as every other path does.
+        let heap_oid = pg_sys::IndexGetRelation(index_oid, true);
+        if heap_oid == pg_sys::InvalidOid {
+            error(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("relation with OID {} is not an index", index_oid.to_u32()),
+            );
+        }
+        let lock = if with_heap {
+            pg_sys::ShareLock
+        } else {
+            pg_sys::AccessShareLock
+        } as i32;
+        let heap = pg_sys::table_open(heap_oid, lock);
+        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+        let am = pg_sys::get_am_name((*(*index).rd_rel).relam);
+        if am.is_null() || std::ffi::CStr::from_ptr(am) != c"synthivf" {
+            let name = PgRelation::new(index).name();
+            error(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("index \"{name}\" is not a synthivf index"),
+            );
+        }
+        let rel = PgRelation::new(index);
+        let mut rows: HeapRows = Vec::new();
+        if with_heap {
+            let info = pg_sys::BuildIndexInfo(index);
+            scan_table(
+                heap,
+                index,
+                info,
+                false,
+                Some(collect_row),
+                &mut rows as *mut HeapRows as *mut std::ffi::c_void,
+            );
+        }
+        let report = if rel.is_empty() {
+            if !rows.is_empty() {
+                corrupt(format!(
+                    "index \"{}\" has no pages but the table has {} rows to index",
+                    rel.name(),
+                    rows.len()
+                ));
+            }
+            Report::default()
+        } else {
+            let mut it = rows.into_iter();
+            let heap_rows: Option<&mut dyn Iterator<Item = (Tid, Vec<f32>)>> =
+                if with_heap { Some(&mut it) } else { None };
+            synthsearch_index::check(&rel, heap_rows)
+                .unwrap_or_else(|e| corrupt(format!("index \"{}\": {e}", rel.name())))
+        };
+        pg_sys::index_close(index, pg_sys::NoLock as i32);
+        pg_sys::table_close(heap, pg_sys::NoLock as i32);
+        result_row(fcinfo, &report)
+    }
+}
+
+fn corrupt(message: String) -> ! {
+    error(PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED, message)
+}
+
+/// The OUT parameters: pages, lists, live_rows, dead_vectors, orphan_pages, orphan_vectors,
+/// heap_rows.
+///
+/// # Safety
+/// `fcinfo` is the call frame of a function returning a record of those seven columns.
+unsafe fn result_row(fcinfo: pg_sys::FunctionCallInfo, r: &Report) -> pg_sys::Datum {
+    // Safety: get_call_result_type resolves the OUT parameters' row type; heap_form_tuple copies
+    // the by-value datums.
+    unsafe {
+        let mut desc: pg_sys::TupleDesc = std::ptr::null_mut();
+        if pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut desc)
+            != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE
+        {
+            error(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "function returning record called in context that cannot accept type record",
+            );
+        }
+        let desc = pg_sys::BlessTupleDesc(desc);
+        let mut values = [
+            pg_sys::Datum::from(r.pages as i32),
+            pg_sys::Datum::from(r.lists as i32),
+            pg_sys::Datum::from(r.live as i64),
+            pg_sys::Datum::from(r.dead_vectors as i64),
+            pg_sys::Datum::from(r.orphan_pages as i32),
+            pg_sys::Datum::from(r.orphan_vectors as i64),
+            pg_sys::Datum::from(r.heap_rows as i64),
+        ];
+        let mut nulls = [false; 7];
+        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::heap_copy_tuple_as_datum(tuple, desc)
+    }
+}
