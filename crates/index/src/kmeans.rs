@@ -110,8 +110,14 @@ impl KMeans {
         km.centroids
             .extend_from_slice(&km.sample[first * dims..(first + 1) * dims]);
         km.rng = rng;
-        km.state = State::Seeding {
-            min_dist: vec![f32::INFINITY; n],
+        km.state = if k == 1 {
+            // The one center is picked: seeding is over.
+            km.normalize();
+            State::Lloyd { iteration: 0 }
+        } else {
+            State::Seeding {
+                min_dist: vec![f32::INFINITY; n],
+            }
         };
         km
     }
@@ -256,6 +262,18 @@ impl KMeans {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_list_of_several_points_finishes() {
+        let mut km = KMeans::new(vec![0.0, 0.0, 2.0, 2.0], 2, 1, 3, false, 7);
+        let mut steps = 0;
+        while !km.is_done() {
+            km.step();
+            steps += 1;
+            assert!(steps <= km.total_steps(), "k-means with k = 1 does not finish");
+        }
+        assert_eq!(km.centroids(), &[1.0, 1.0]);
+    }
 
     #[test]
     fn inertia_falls_and_finds_separated_clusters() {
