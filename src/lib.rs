@@ -10,6 +10,7 @@ mod fmgr;
 mod gucs;
 mod index;
 mod torch;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -19,11 +20,15 @@ mod torch;
 pgrx::extension_sql_file!("../sql/embedding.sql", name = "embedding");
 // The synthivf index access method and its operator classes.
 pgrx::extension_sql_file!("../sql/index.sql", name = "index", requires = ["embedding"]);
+// Training jobs, their checkpoints and the synth_jobs view.
+pgrx::extension_sql_file!("../sql/worker.sql", name = "worker");
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     // Settings only: never touch libtorch or CUDA here, the postmaster forks every backend.
     index::init();
+    // Before gucs::init reserves the prefix; registers the launcher when preloaded.
+    worker::init();
     gucs::init();
 }
 

@@ -1,0 +1,96 @@
+-- Training as a background worker: a job table, the last checkpoint of each unfinished job, and
+-- the synth_jobs view. Users start jobs with synth_train(...) and stop them with synth_cancel(job);
+-- the tables are written only by those functions and by the workers (as the extension's owner).
+
+CREATE TABLE synth_train_jobs (
+    id               bigserial PRIMARY KEY,
+    state            text NOT NULL DEFAULT 'queued'
+                     CHECK (state IN ('queued', 'running', 'cancelling', 'cancelled', 'succeeded', 'failed')),
+    -- The role that called synth_train: the worker runs as it and reads only what it may read.
+    owner            regrole NOT NULL,
+    images           regclass NOT NULL,
+    pairs            regclass NOT NULL,
+    -- The options with every default filled in, so a resumed run repeats the same recipe.
+    options          jsonb NOT NULL,
+    model_name       text NOT NULL,
+    step             bigint NOT NULL DEFAULT 0,
+    total_steps      bigint NOT NULL DEFAULT 0,
+    epoch            double precision NOT NULL DEFAULT 0,
+    stage            text,
+    -- Mean of each loss over the steps since the previous report.
+    losses           jsonb NOT NULL DEFAULT '{}',
+    -- Recall@K on the validation pairs, from the last evaluation (its step included).
+    recall           jsonb,
+    rate             double precision,
+    eta              interval,
+    worker_pid       integer,
+    -- pg_postmaster_start_time() of the server whose worker last ran the job.
+    server_started   timestamptz,
+    attempts         integer NOT NULL DEFAULT 0,
+    error            text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    started_at       timestamptz,
+    updated_at       timestamptz,
+    finished_at      timestamptz,
+    -- The model the job stored (synth_models.id).
+    model            bigint
+);
+CREATE INDEX synth_train_jobs_unfinished ON synth_train_jobs (id)
+    WHERE state IN ('queued', 'running', 'cancelling');
+
+-- The last checkpoint of a job: model and optimizer state, so a job resumes where it stopped.
+CREATE TABLE synth_train_checkpoints (
+    job      bigint PRIMARY KEY REFERENCES synth_train_jobs ON DELETE CASCADE,
+    step     bigint NOT NULL,
+    bytes    bytea NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT now()
+);
+-- Weights do not compress; spare the CPU.
+ALTER TABLE synth_train_checkpoints ALTER COLUMN bytes SET STORAGE EXTERNAL;
+
+-- pg_dump keeps the history of finished jobs (models name their job); unfinished jobs and their
+-- checkpoints belong to the server that runs them and are not carried to another database.
+SELECT pg_catalog.pg_extension_config_dump('synth_train_jobs',
+    'WHERE state IN (''succeeded'', ''failed'', ''cancelled'')');
+SELECT pg_catalog.pg_extension_config_dump('synth_train_jobs_id_seq', '');
+
+CREATE VIEW synth_jobs AS
+SELECT j.id AS job,
+       j.state,
+       j.owner,
+       j.model_name AS model,
+       j.images,
+       j.pairs,
+       j.step,
+       j.total_steps,
+       round(100.0 * j.step / nullif(j.total_steps, 0), 1) AS progress,
+       round(j.epoch::numeric, 2) AS epoch,
+       j.stage,
+       j.losses,
+       j.recall,
+       round(j.rate::numeric, 2) AS steps_per_second,
+       CASE WHEN j.state IN ('queued', 'running', 'cancelling') THEN date_trunc('second', j.eta) END AS time_left,
+       j.error,
+       j.created_at,
+       j.started_at,
+       j.finished_at,
+       j.model AS model_id,
+       j.attempts,
+       j.worker_pid
+FROM synth_train_jobs j;
+
+-- Everyone may watch the jobs; only the functions below change them.
+REVOKE ALL ON synth_train_jobs, synth_train_checkpoints FROM PUBLIC;
+REVOKE ALL ON synth_jobs FROM PUBLIC;
+GRANT SELECT ON synth_jobs TO PUBLIC;
+
+-- synth_train(images, pairs, options): starts a training job in a background worker and returns
+-- its id at once; the worker starts training when the calling transaction commits.
+--   images: a table with an id column (any type, compared as text) and an image column (bytea:
+--           PNG, JPEG or WebP); optional category and split (train/val/test) columns.
+--   pairs:  a table with source and target (image ids) and caption (text, or text[] of which the
+--           first two are used); an optional split column, else a seeded tenth is held out.
+--   options: see README (name, activate, base_model, column names, image_size, steps, batch, ...).
+CREATE FUNCTION synth_train(images regclass, pairs regclass, options jsonb DEFAULT '{}')
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'synth_train' LANGUAGE C VOLATILE PARALLEL UNSAFE;

@@ -1,0 +1,324 @@
+//! The job's two tables, read as the calling role in one short transaction, and the images decoded
+//! (outside any transaction) into the model crate's dataset.
+
+use std::collections::HashSet;
+
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use synthsearch_data::Split;
+use synthsearch_data::image_io::{DecodeLimits, decode, to_chw};
+use synthsearch_model::Dataset;
+
+use super::options::TrainOptions;
+use crate::fmgr::error;
+
+/// A table's name (as regclass prints it) and its columns with their types.
+pub struct Columns {
+    pub name: String,
+    pub columns: Vec<(String, String)>,
+}
+
+impl Columns {
+    pub fn type_of(&self, column: &str) -> Option<String> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == column)
+            .map(|(_, t)| t.clone())
+    }
+    pub fn has(&self, column: &str) -> bool {
+        self.type_of(column).is_some()
+    }
+}
+
+/// The table's columns, after checking that the current user may SELECT `needed` (42501) and that
+/// they exist (42703). `what` names the argument in messages.
+pub fn describe(rel: pg_sys::Oid, what: &str, needed: &[&str]) -> Columns {
+    let name = Spi::get_one_with_args::<String>(
+        "SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        &[rel.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("{what}: relation with OID {} does not exist or is not a table", rel.to_u32()),
+        )
+    });
+    let readable = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege($1, 'SELECT') OR pg_catalog.has_any_column_privilege($1, 'SELECT')",
+        &[rel.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !readable {
+        error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {name}"),
+        );
+    }
+    let columns: Vec<(String, String)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                None,
+                &[rel.into()],
+            )
+            .expect("pg_attribute")
+            .map(|r| (r.get::<String>(1).ok().flatten().unwrap_or_default(), r.get::<String>(2).ok().flatten().unwrap_or_default()))
+            .collect()
+    });
+    let cols = Columns { name, columns };
+    for column in needed {
+        if !cols.has(column) {
+            error(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!(
+                    "column \"{column}\" of {what} table {} does not exist",
+                    cols.name
+                ),
+            );
+        }
+        let ok = Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.has_column_privilege($1, $2, 'SELECT')",
+            &[rel.into(), (*column).into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if !ok {
+            error(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "permission denied for column \"{column}\" of table {}",
+                    cols.name
+                ),
+            );
+        }
+    }
+    cols
+}
+
+/// One row of the images table.
+pub struct ImageRow {
+    pub id: String,
+    pub category: Option<String>,
+    pub split: Option<String>,
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// One row of the pairs table.
+pub struct PairRow {
+    pub source: String,
+    pub target: String,
+    pub captions: [String; 2],
+    pub split: Option<String>,
+}
+
+pub struct RawData {
+    pub images: Vec<ImageRow>,
+    pub pairs: Vec<PairRow>,
+}
+
+/// Reads both tables as the current user, in a stable order (a resumed run must see the same data).
+pub fn read(images: pg_sys::Oid, pairs: pg_sys::Oid, opts: &TrainOptions) -> RawData {
+    let ic = describe(images, "images", &[&opts.id_column, &opts.image_column]);
+    let pc = describe(
+        pairs,
+        "pairs",
+        &[
+            &opts.source_column,
+            &opts.target_column,
+            &opts.caption_column,
+        ],
+    );
+    let optional = |c: &Columns, col: &str| {
+        if c.has(col) {
+            format!("{}::text", quote_identifier(col))
+        } else {
+            "NULL::text".into()
+        }
+    };
+    let image_sql = format!(
+        "SELECT {}::text, {}, {}, {} FROM {} ORDER BY 1",
+        quote_identifier(&opts.id_column),
+        optional(&ic, "category"),
+        optional(&ic, "split"),
+        quote_identifier(&opts.image_column),
+        ic.name
+    );
+    let cap = quote_identifier(&opts.caption_column);
+    let captions = if pc
+        .type_of(&opts.caption_column)
+        .unwrap_or_default()
+        .ends_with("[]")
+    {
+        format!("{cap}[1]::text, coalesce({cap}[2], {cap}[1])::text")
+    } else {
+        format!("{cap}::text, {cap}::text")
+    };
+    let pair_sql = format!(
+        "SELECT {s}::text, {t}::text, {captions}, {split} FROM {rel} ORDER BY 1, 2, 3, 4",
+        s = quote_identifier(&opts.source_column),
+        t = quote_identifier(&opts.target_column),
+        split = optional(&pc, "split"),
+        rel = pc.name
+    );
+    Spi::connect(|client| {
+        let mut out = RawData {
+            images: Vec::new(),
+            pairs: Vec::new(),
+        };
+        for r in client
+            .select(&image_sql, None, &[])
+            .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
+        {
+            let id = r.get::<String>(1).ok().flatten();
+            let Some(id) = id else {
+                error(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    format!(
+                        "table {} has a row whose {} is NULL",
+                        ic.name, opts.id_column
+                    ),
+                )
+            };
+            out.images.push(ImageRow {
+                id,
+                category: r.get::<String>(2).ok().flatten(),
+                split: r.get::<String>(3).ok().flatten(),
+                bytes: r.get::<Vec<u8>>(4).ok().flatten(),
+            });
+        }
+        for r in client
+            .select(&pair_sql, None, &[])
+            .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
+        {
+            let get = |i: usize| r.get::<String>(i).ok().flatten();
+            match (get(1), get(2), get(3), get(4)) {
+                (Some(source), Some(target), Some(c1), Some(c2)) => out.pairs.push(PairRow {
+                    source,
+                    target,
+                    captions: [c1, c2],
+                    split: get(5),
+                }),
+                // A pair without both ends or a caption teaches nothing.
+                _ => continue,
+            }
+        }
+        out
+    })
+}
+
+/// Decodes every image at the model's size and assembles the dataset. Pure Rust: runs outside any
+/// transaction, on `threads` threads.
+pub fn assemble(
+    raw: RawData,
+    opts: &TrainOptions,
+    image_size: usize,
+    threads: usize,
+) -> Result<Dataset, String> {
+    let mut seen = HashSet::with_capacity(raw.images.len());
+    for img in &raw.images {
+        if !seen.insert(img.id.as_str()) {
+            return Err(format!(
+                "image id \"{}\" appears twice in the images table",
+                img.id
+            ));
+        }
+    }
+    if raw.pairs.is_empty() {
+        return Err(
+            "the pairs table has no complete pairs (source, target and caption all set)".into(),
+        );
+    }
+    let parse_split = |s: &Option<String>, default: Split, what: &str| -> Result<Split, String> {
+        match s {
+            None => Ok(default),
+            Some(s) => Split::parse(s.trim())
+                .map_err(|_| format!("{what} has split \"{s}\": expected train, val or test")),
+        }
+    };
+    let mut records = Vec::with_capacity(raw.images.len());
+    for img in &raw.images {
+        // Without a split column every image is in the evaluation gallery.
+        let split = parse_split(&img.split, Split::Val, &format!("image \"{}\"", img.id))?;
+        records.push((
+            img.id.clone(),
+            img.category.clone().unwrap_or_else(|| "all".into()),
+            split,
+        ));
+    }
+    let hold_out = raw.pairs.len() >= 20;
+    let mut pairs = Vec::with_capacity(raw.pairs.len());
+    for p in &raw.pairs {
+        let split = match &p.split {
+            Some(_) => parse_split(
+                &p.split,
+                Split::Train,
+                &format!("pair ({}, {})", p.source, p.target),
+            )?,
+            None => {
+                // A seeded, stable share of the pairs is held out for Recall@K.
+                let mut key = p.source.as_bytes().to_vec();
+                key.push(0);
+                key.extend_from_slice(p.target.as_bytes());
+                key.extend_from_slice(&opts.train.seed.to_le_bytes());
+                let u = (synthsearch_model::rng::fnv1a64(&key) % 10_000) as f64 / 10_000.0;
+                if hold_out && u < opts.val_fraction {
+                    Split::Val
+                } else {
+                    Split::Train
+                }
+            }
+        };
+        pairs.push((
+            p.source.clone(),
+            p.target.clone(),
+            p.captions.clone(),
+            split,
+        ));
+    }
+
+    let per = 3 * image_size * image_size;
+    let mut chw = vec![0f32; raw.images.len() * per];
+    let limits = DecodeLimits::default();
+    let chunk = raw.images.len().div_ceil(threads.max(1)).max(1);
+    let s = image_size as u32;
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = raw
+            .images
+            .chunks(chunk)
+            .zip(chw.chunks_mut(chunk * per))
+            .map(|(rows, out)| {
+                let limits = &limits;
+                scope.spawn(move || -> Result<(), String> {
+                    for (row, o) in rows.iter().zip(out.chunks_mut(per)) {
+                        let bytes = row
+                            .bytes
+                            .as_deref()
+                            .ok_or_else(|| format!("image \"{}\" is NULL", row.id))?;
+                        let img = decode(bytes, limits)
+                            .map_err(|e| format!("image \"{}\": {e}", row.id))?;
+                        o.copy_from_slice(&to_chw(&img, s));
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(r) => r.err(),
+                Err(_) => Some("decoding an image panicked".to_string()),
+            })
+            .collect()
+    });
+    if let Some(e) = failures.into_iter().next() {
+        return Err(e);
+    }
+    Dataset::assemble(image_size, records, chw, &pairs).map_err(|e| e.to_string())
+}

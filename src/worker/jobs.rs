@@ -1,0 +1,405 @@
+//! `synth_train`, `synth_cancel` and `synth_resume`: job rows, written as the extension's owner
+//! after the caller's rights are checked, and the dynamic background workers that run them.
+
+use pgrx::bgworkers::BackgroundWorkerBuilder;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use pgrx::{JsonB, pg_sys};
+
+use super::MAX_JOBS;
+use super::data::{Columns, describe};
+use super::options::TrainOptions;
+use crate::fmgr::error;
+use crate::model::registry::{q, with_owner};
+use crate::pg_function_info_v1;
+
+/// First key of the session advisory lock a worker holds on its job (`pg_try_advisory_lock(key, job)`):
+/// "SYNT". A job whose lock nobody holds has no worker.
+pub const LOCK_KEY: i32 = 0x5359_4e54;
+
+/// Second key of the job's advisory lock.
+pub fn lock_id(job: i64) -> i32 {
+    (job & 0x7fff_ffff) as i32
+}
+
+/// What a training worker is told: its job, database, role, and the transaction whose commit
+/// makes the job row visible (0 when the row is already committed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerArgs {
+    pub job: i64,
+    pub database: pg_sys::Oid,
+    pub role: pg_sys::Oid,
+    pub xid: u64,
+}
+
+impl WorkerArgs {
+    pub fn to_extra(self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.job,
+            self.database.to_u32(),
+            self.role.to_u32(),
+            self.xid
+        )
+    }
+
+    pub fn parse(extra: &str) -> Option<WorkerArgs> {
+        let mut it = extra.split_ascii_whitespace();
+        let job = it.next()?.parse().ok()?;
+        let database = pg_sys::Oid::from(it.next()?.parse::<u32>().ok()?);
+        let role = pg_sys::Oid::from(it.next()?.parse::<u32>().ok()?);
+        let xid = it.next()?.parse().ok()?;
+        Some(WorkerArgs {
+            job,
+            database,
+            role,
+            xid,
+        })
+    }
+}
+
+/// Registers a dynamic background worker for the job; false when no worker slot is free.
+pub fn launch(args: WorkerArgs) -> bool {
+    BackgroundWorkerBuilder::new(&format!("synthsearch train job {}", args.job))
+        .set_type("synthsearch train")
+        .set_library("synthsearch")
+        .set_function("synth_train_worker_main")
+        .enable_spi_access()
+        .set_extra(&args.to_extra())
+        .load_dynamic()
+        .is_ok()
+}
+
+/// Whether a worker holds the job's lock now (probes it, and lets go at once if it was free).
+pub fn worker_alive(job: i64) -> bool {
+    let free = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+        &[LOCK_KEY.into(), lock_id(job).into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if free {
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
+            &[LOCK_KEY.into(), lock_id(job).into()],
+        )
+        .expect("unlock");
+    }
+    !free
+}
+
+pg_function_info_v1!(pg_finfo_synth_train);
+
+/// `synth_train(images regclass, pairs regclass, options jsonb DEFAULT '{}') RETURNS bigint`
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_train(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let null = |what: &str| -> ! {
+        error(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be null"),
+        )
+    };
+    // Safety: declared (regclass, regclass, jsonb) and not STRICT; NULLs come back as None.
+    let (images, pairs, options) = unsafe {
+        (
+            pgrx::fcinfo::pg_getarg::<pg_sys::Oid>(fcinfo, 0),
+            pgrx::fcinfo::pg_getarg::<pg_sys::Oid>(fcinfo, 1),
+            pgrx::fcinfo::pg_getarg::<JsonB>(fcinfo, 2),
+        )
+    };
+    let images = images.unwrap_or_else(|| null("images"));
+    let pairs = pairs.unwrap_or_else(|| null("pairs"));
+    let options = options.unwrap_or_else(|| null("options"));
+    pg_sys::Datum::from(start(images, pairs, &options.0))
+}
+
+fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> i64 {
+    // Safety: the current user id of this backend.
+    let role = unsafe { pg_sys::GetUserId() };
+    let (can_login, role_name) = Spi::get_two_with_args::<bool, String>(
+        "SELECT rolcanlogin, rolname::text FROM pg_catalog.pg_roles WHERE oid = $1",
+        &[role.into()],
+    )
+    .expect("pg_roles");
+    if can_login != Some(true) {
+        error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "role \"{}\" cannot log in, so no background worker can run as it: train as a role with LOGIN",
+                role_name.unwrap_or_default()
+            ),
+        );
+    }
+    let threads = crate::gucs::THREADS.get();
+    let device = match crate::gucs::DEVICE.get() {
+        crate::gucs::Device::Auto => "auto",
+        crate::gucs::Device::Cpu => "cpu",
+        crate::gucs::Device::Cuda => "cuda",
+    };
+    let opts = TrainOptions::resolve(given, threads, device).unwrap_or_else(|e| {
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid training options: {e}"),
+        )
+    });
+
+    // The caller must be able to read what the worker will read as them.
+    let image_cols = describe(images, "images", &[&opts.id_column, &opts.image_column]);
+    let pair_cols = describe(
+        pairs,
+        "pairs",
+        &[
+            &opts.source_column,
+            &opts.target_column,
+            &opts.caption_column,
+        ],
+    );
+    check_types(&image_cols, &opts);
+    for (rel, what) in [(images, &image_cols), (pairs, &pair_cols)] {
+        let empty = Spi::get_one::<bool>(&format!("SELECT NOT EXISTS (SELECT FROM {})", what.name))
+            .expect("emptiness")
+            .unwrap_or(true);
+        if empty {
+            error(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "table {} has no rows: there is nothing to train on",
+                    what.name
+                ),
+            );
+        }
+        let _ = rel;
+    }
+    if let Some(base) = opts.base_model {
+        let found = Spi::get_one_with_args::<bool>(
+            &q("SELECT EXISTS (SELECT FROM @extschema@.synth_models WHERE id = $1)"),
+            &[base.into()],
+        )
+        .expect("synth_models")
+        .unwrap_or(false);
+        if !found {
+            error(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("base model {base} does not exist"),
+            );
+        }
+    }
+
+    let options = serde_json::to_value(&opts).expect("options serialize");
+    let id = with_owner(|| {
+        // One synth_train at a time per database counts the jobs, so two cannot both take the last place.
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, 0)",
+            &[LOCK_KEY.into()],
+        )
+        .expect("lock");
+        let max = MAX_JOBS.get();
+        if max == 0 {
+            error(
+                PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                "training is turned off: synthsearch.max_jobs is 0",
+            );
+        }
+        let unfinished = Spi::get_one::<i64>(&q(
+            "SELECT count(*) FROM @extschema@.synth_train_jobs WHERE state IN ('queued', 'running', 'cancelling')",
+        ))
+        .expect("count")
+        .unwrap_or(0);
+        if unfinished >= max as i64 {
+            error(
+                PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                format!(
+                    "{unfinished} training jobs are queued or running, the limit is synthsearch.max_jobs = {max}: \
+                     wait for one to finish or cancel one with synth_cancel(job)"
+                ),
+            );
+        }
+        Spi::get_one_with_args::<i64>(
+            &q("INSERT INTO @extschema@.synth_train_jobs (owner, images, pairs, options, model_name, total_steps) \
+                VALUES ($1::oid::regrole, $2::oid::regclass, $3::oid::regclass, $4, $5, $6) RETURNING id"),
+            &[
+                role.into(),
+                images.into(),
+                pairs.into(),
+                JsonB(options).into(),
+                opts.name.as_str().into(),
+                ((opts.train.encoder_steps + opts.train.gan_steps) as i64).into(),
+            ],
+        )
+        .expect("insert job")
+        .expect("INSERT ... RETURNING returns a row")
+    });
+    // The worker waits for this transaction: it trains if it commits and leaves if it aborts.
+    let xid = Spi::get_one::<String>("SELECT pg_catalog.pg_current_xact_id()::text")
+        .expect("xid")
+        .and_then(|s| s.parse::<u64>().ok())
+        .expect("a transaction that inserted has an id");
+    // Safety: this backend's database.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    if !launch(WorkerArgs {
+        job: id,
+        database,
+        role,
+        xid,
+    }) {
+        error(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            "no background worker slot is free for the training job: raise max_worker_processes",
+        );
+    }
+    id
+}
+
+fn check_types(images: &Columns, opts: &TrainOptions) {
+    let ty = images.type_of(&opts.image_column).unwrap_or_default();
+    if ty != "bytea" {
+        error(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "column \"{}\" of table {} is {ty}, not bytea: it must hold image files (PNG, JPEG or WebP)",
+                opts.image_column, images.name
+            ),
+        );
+    }
+}
+
+/// `synth_cancel(job bigint) RETURNS boolean`: asks the job's worker to stop between two steps
+/// (the job ends cancelled). False when the job has finished already.
+#[pg_extern(volatile, parallel_unsafe)]
+fn synth_cancel(job: Option<i64>) -> bool {
+    let job = job.unwrap_or_else(|| {
+        error(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "job must not be null",
+        )
+    });
+    let row = with_owner(|| {
+        Spi::get_three_with_args::<String, bool, String>(
+            &q(
+                "SELECT state, pg_catalog.pg_has_role(current_user, owner, 'MEMBER'), owner::text \
+                FROM @extschema@.synth_train_jobs WHERE id = $1",
+            ),
+            &[job.into()],
+        )
+    });
+    // pg_has_role ran as the owner above: ask again as the caller.
+    let (state, _, owner) = match row {
+        Ok((Some(s), m, Some(o))) => (s, m, o),
+        _ => error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("training job {job} does not exist"),
+        ),
+    };
+    let allowed = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_has_role(current_user, $1::regrole, 'MEMBER')",
+        &[owner.as_str().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !allowed {
+        error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to cancel training job {job}: it belongs to role {owner}"),
+        );
+    }
+    if !matches!(state.as_str(), "queued" | "running" | "cancelling") {
+        return false;
+    }
+    with_owner(|| {
+        if worker_alive(job) {
+            Spi::run_with_args(
+                &q("UPDATE @extschema@.synth_train_jobs SET state = 'cancelling', updated_at = now() \
+                    WHERE id = $1 AND state IN ('queued', 'running')"),
+                &[job.into()],
+            )
+            .expect("cancel");
+        } else {
+            // No worker runs it (it waits for a resume): it ends here.
+            Spi::run_with_args(
+                &q(
+                    "UPDATE @extschema@.synth_train_jobs SET state = 'cancelled', eta = NULL, \
+                    finished_at = now(), updated_at = now() WHERE id = $1",
+                ),
+                &[job.into()],
+            )
+            .expect("cancel");
+            Spi::run_with_args(
+                &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
+                &[job.into()],
+            )
+            .expect("cancel");
+        }
+    });
+    true
+}
+
+/// `synth_resume() RETURNS integer`: starts a worker for every unfinished job that has none (after
+/// a crash or restart), from its last checkpoint; the caller's own jobs, or all for a superuser.
+/// The launcher does this in every database when the server starts with the library preloaded.
+#[pg_extern(volatile, parallel_unsafe)]
+fn synth_resume() -> i32 {
+    resume_orphans(false)
+}
+
+/// Relaunches unfinished jobs without a worker; `all` ignores who owns them.
+pub fn resume_orphans(all: bool) -> i32 {
+    let jobs: Vec<(i64, pg_sys::Oid, bool)> = with_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    &q("SELECT id, owner::oid, EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = owner) \
+                        FROM @extschema@.synth_train_jobs WHERE state IN ('queued', 'running', 'cancelling') ORDER BY id"),
+                    None,
+                    &[],
+                )
+                .expect("jobs")
+                .map(|r| {
+                    (
+                        r.get::<i64>(1).ok().flatten().unwrap_or(0),
+                        r.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::Oid::INVALID),
+                        r.get::<bool>(3).ok().flatten().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+    });
+    // Safety: this backend's user and database.
+    let (me, database) = unsafe { (pg_sys::GetUserId(), pg_sys::MyDatabaseId) };
+    let superuser = all || unsafe { pg_sys::superuser() };
+    let mut launched = 0;
+    for (job, owner, owner_exists) in jobs {
+        if !superuser && owner != me {
+            continue;
+        }
+        if with_owner(|| worker_alive(job)) {
+            continue;
+        }
+        if !owner_exists {
+            with_owner(|| {
+                Spi::run_with_args(
+                    &q("UPDATE @extschema@.synth_train_jobs SET state = 'failed', error = 'the role that started the job no longer exists', \
+                        eta = NULL, finished_at = now(), updated_at = now() WHERE id = $1"),
+                    &[job.into()],
+                )
+                .expect("fail job")
+            });
+            continue;
+        }
+        if launch(WorkerArgs {
+            job,
+            database,
+            role: owner,
+            xid: 0,
+        }) {
+            launched += 1;
+        } else {
+            pgrx::warning!(
+                "synthsearch: no background worker slot is free to resume training job {job}"
+            );
+        }
+    }
+    launched
+}

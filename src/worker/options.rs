@@ -1,0 +1,210 @@
+//! The options of `synth_train`: what a user may leave out gets its default here, and the job row
+//! stores the resolved whole, so a resumed job repeats the same recipe.
+
+use serde::{Deserialize, Serialize};
+use synthsearch_model::{EncoderConfig, GeneratorConfig, TrainConfig};
+
+/// Everything a training job needs besides its two tables.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainOptions {
+    /// Registry name of the model the job stores (a new version of it).
+    pub name: String,
+    /// Make the new model the active one (it always is when no model is active yet).
+    pub activate: bool,
+    /// Retrain only the GAN of this registered model, keeping its encoder (and every stored
+    /// embedding and index) valid.
+    pub base_model: Option<i64>,
+    pub id_column: String,
+    pub image_column: String,
+    pub source_column: String,
+    pub target_column: String,
+    pub caption_column: String,
+    /// Share of the pairs held out for Recall@K when the pairs table has no split column.
+    pub val_fraction: f64,
+    /// Write progress (and look for a cancel) after this many steps, or two seconds.
+    pub progress_every: u64,
+    /// Save a checkpoint after this many steps.
+    pub checkpoint_every: u64,
+    /// Measure Recall@K after this many steps as well as at the end (0: only at the end).
+    pub eval_every: u64,
+    /// Validation pairs used for Recall@K (0: all).
+    pub eval_queries: usize,
+    /// libtorch threads and device of the worker (default: the caller's settings).
+    pub threads: i32,
+    pub device: String,
+    pub encoder: EncoderConfig,
+    pub generator: GeneratorConfig,
+    pub train: TrainConfig,
+}
+
+/// Shorthands a user writes; `encoder`, `generator` and `train` objects may set anything else.
+pub const SHORTHANDS: &[&str] = &[
+    "image_size",
+    "embed_dim",
+    "encoder_width",
+    "generator_width",
+    "batch",
+    "steps",
+    "encoder_steps",
+    "gan_steps",
+    "seed",
+];
+
+impl TrainOptions {
+    pub fn defaults(threads: i32, device: &str) -> TrainOptions {
+        TrainOptions {
+            name: "default".into(),
+            activate: false,
+            base_model: None,
+            id_column: "id".into(),
+            image_column: "img".into(),
+            source_column: "source".into(),
+            target_column: "target".into(),
+            caption_column: "caption".into(),
+            val_fraction: 0.1,
+            progress_every: 10,
+            checkpoint_every: 100,
+            eval_every: 0,
+            eval_queries: 500,
+            threads,
+            device: device.into(),
+            encoder: EncoderConfig::default(),
+            generator: GeneratorConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+
+    /// The defaults with `given` merged over them. Errors name the option.
+    pub fn resolve(
+        given: &serde_json::Value,
+        threads: i32,
+        device: &str,
+    ) -> Result<TrainOptions, String> {
+        let given = given
+            .as_object()
+            .ok_or_else(|| format!("options must be a JSON object, not {given}"))?;
+        let mut base =
+            serde_json::to_value(Self::defaults(threads, device)).map_err(|e| e.to_string())?;
+        let fields = base
+            .as_object_mut()
+            .expect("a struct serializes to an object");
+        let mut shorthand = serde_json::Map::new();
+        for (key, value) in given {
+            if SHORTHANDS.contains(&key.as_str()) {
+                shorthand.insert(key.clone(), value.clone());
+            } else if let Some(slot) = fields.get_mut(key) {
+                merge(slot, value);
+            } else {
+                return Err(format!(
+                    "unknown option \"{key}\" (known: {}, {})",
+                    fields.keys().cloned().collect::<Vec<_>>().join(", "),
+                    SHORTHANDS.join(", ")
+                ));
+            }
+        }
+        let mut o: TrainOptions = serde_json::from_value(base).map_err(|e| e.to_string())?;
+        for (key, value) in &shorthand {
+            let int = || {
+                value.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
+                    format!("option \"{key}\" must be a non-negative integer, not {value}")
+                })
+            };
+            match key.as_str() {
+                "image_size" => o.encoder.image_size = int()?,
+                "embed_dim" => o.encoder.embed_dim = int()?,
+                "encoder_width" => {
+                    o.encoder.kind = synthsearch_model::EncoderKind::Cnn { width: int()? };
+                }
+                "generator_width" => {
+                    let w = int()?;
+                    o.generator.width = w;
+                    o.generator.critic_width = w;
+                }
+                "batch" => o.train.batch_size = int()? as usize,
+                // One third learns the embedding space, the rest the GAN.
+                "steps" => {
+                    let s = int()? as u64;
+                    o.train.encoder_steps = s / 3;
+                    o.train.gan_steps = s - s / 3;
+                }
+                "encoder_steps" => o.train.encoder_steps = int()? as u64,
+                "gan_steps" => o.train.gan_steps = int()? as u64,
+                "seed" => o.train.seed = int()? as u64,
+                _ => unreachable!("listed in SHORTHANDS"),
+            }
+        }
+        if o.base_model.is_some() {
+            // Retraining the GAN leaves the encoder alone: every step is a GAN step.
+            let explicit = shorthand.contains_key("encoder_steps")
+                || given
+                    .get("train")
+                    .and_then(|t| t.get("encoder_steps"))
+                    .is_some();
+            if let Some(s) = shorthand.get("steps").and_then(|v| v.as_u64()) {
+                o.train.gan_steps = s;
+                o.train.encoder_steps = 0;
+            } else if !explicit {
+                o.train.encoder_steps = 0;
+            }
+        }
+        o.validate()?;
+        Ok(o)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.len() > 200 {
+            return Err(format!(
+                "option \"name\" must have 1 to 200 bytes, not {:?}",
+                self.name
+            ));
+        }
+        if !(0.0..0.9).contains(&self.val_fraction) {
+            return Err(format!(
+                "option \"val_fraction\" must be in [0, 0.9), not {}",
+                self.val_fraction
+            ));
+        }
+        if self.progress_every == 0 || self.checkpoint_every == 0 {
+            return Err(
+                "options \"progress_every\" and \"checkpoint_every\" must be positive".into(),
+            );
+        }
+        if !matches!(self.device.as_str(), "auto" | "cpu" | "cuda") {
+            return Err(format!(
+                "option \"device\" must be auto, cpu or cuda, not \"{}\"",
+                self.device
+            ));
+        }
+        if !(1..=256).contains(&self.threads) {
+            return Err(format!(
+                "option \"threads\" must be in 1..=256, not {}",
+                self.threads
+            ));
+        }
+        if self.train.encoder_steps + self.train.gan_steps == 0 {
+            return Err("the job has no steps to train: set \"steps\"".into());
+        }
+        if self.base_model.is_some() && self.train.encoder_steps > 0 {
+            return Err(
+                "with \"base_model\" only the GAN is trained: set \"gan_steps\" (and leave \"encoder_steps\" at 0)"
+                    .into(),
+            );
+        }
+        self.encoder.validate().map_err(|e| e.to_string())?;
+        self.generator.validate().map_err(|e| e.to_string())?;
+        self.train.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// Merges `over` into `base` (objects key by key, anything else replaced).
+fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}

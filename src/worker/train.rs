@@ -1,0 +1,479 @@
+//! The training worker: one dynamic background worker per job, running as the role that called
+//! `synth_train`. It reads its data in one short transaction, trains outside any transaction and
+//! writes progress, checkpoints and finally the model in short ones.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::prelude::*;
+use pgrx::{JsonB, pg_sys};
+use synthsearch_model::{EvalReport, Model, ModelInit, Trainer, evaluate};
+
+use super::data;
+use super::jobs::{LOCK_KEY, WorkerArgs, lock_id};
+use super::options::TrainOptions;
+use super::xact::{nap, panic_message, stop_requested, transaction};
+use crate::model::registry::{model_bytes, q, store_model, with_owner};
+
+/// How long a worker waits for the transaction that created its job to commit.
+const COMMIT_WAIT: Duration = Duration::from_secs(600);
+/// Progress is written at least this often.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_train_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let Some(args) = WorkerArgs::parse(BackgroundWorker::get_extra()) else {
+        pgrx::log!("synthsearch: training worker started without a job");
+        return;
+    };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(args.database), Some(args.role));
+    run(args);
+}
+
+/// How a job's run ended in this worker.
+enum Outcome {
+    Succeeded,
+    Cancelled,
+    /// The server is shutting down: the checkpoint is saved, the job resumes after the restart.
+    Stopped,
+}
+
+/// The job row as the worker needs it.
+struct Job {
+    state: String,
+    images: pg_sys::Oid,
+    pairs: pg_sys::Oid,
+    options: TrainOptions,
+}
+
+fn run(args: WorkerArgs) {
+    let job = args.job;
+    // The job's lock says a worker runs it; another worker that has it already wins.
+    let locked = transaction(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+            &[LOCK_KEY.into(), lock_id(job).into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    });
+    if locked != Ok(true) {
+        return;
+    }
+    let Some(row) = wait_for_row(args) else {
+        return;
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(job, row)))
+        .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())));
+    match outcome {
+        Ok(Outcome::Succeeded) => pgrx::log!("synthsearch: training job {job} succeeded"),
+        Ok(Outcome::Cancelled) => pgrx::log!("synthsearch: training job {job} cancelled"),
+        Ok(Outcome::Stopped) => pgrx::log!(
+            "synthsearch: training job {job} stopped by the server; it resumes from its checkpoint"
+        ),
+        Err(message) => {
+            pgrx::log!("synthsearch: training job {job} failed: {message}");
+            let r = transaction(|| {
+                with_owner(|| {
+                    Spi::run_with_args(
+                        &q("UPDATE @extschema@.synth_train_jobs SET state = 'failed', error = $2, eta = NULL, \
+                            worker_pid = NULL, finished_at = now(), updated_at = now() WHERE id = $1"),
+                        &[job.into(), message.as_str().into()],
+                    )
+                    .expect("mark failed");
+                    Spi::run_with_args(
+                        &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
+                        &[job.into()],
+                    )
+                    .expect("drop checkpoint");
+                })
+            });
+            if let Err(e) = r {
+                pgrx::warning!(
+                    "synthsearch: could not record the failure of training job {job}: {e}"
+                );
+            }
+        }
+    }
+}
+
+/// The job row once the transaction that inserted it has committed; None when it rolled back,
+/// the job has ended already, or the wait ran out.
+fn wait_for_row(args: WorkerArgs) -> Option<Job> {
+    let started = Instant::now();
+    loop {
+        let found = transaction(|| {
+            let row = with_owner(|| {
+                Spi::get_three_with_args::<String, pg_sys::Oid, pg_sys::Oid>(
+                    &q(
+                        "SELECT state, images::oid, pairs::oid FROM @extschema@.synth_train_jobs WHERE id = $1",
+                    ),
+                    &[args.job.into()],
+                )
+            });
+            match row {
+                Ok((Some(state), Some(images), Some(pairs))) => {
+                    let options = with_owner(|| {
+                        Spi::get_one_with_args::<JsonB>(
+                            &q("SELECT options FROM @extschema@.synth_train_jobs WHERE id = $1"),
+                            &[args.job.into()],
+                        )
+                    })
+                    .ok()
+                    .flatten()
+                    .map(|j| j.0);
+                    Ok(Some((state, images, pairs, options)))
+                }
+                _ if args.xid == 0 => Err(()),
+                _ => {
+                    let status = Spi::get_one_with_args::<String>(
+                        "SELECT pg_catalog.pg_xact_status($1::text::xid8)",
+                        &[args.xid.to_string().into()],
+                    )
+                    .ok()
+                    .flatten();
+                    match status.as_deref() {
+                        Some("in progress") => Ok(None),
+                        // Committed and yet not there (deleted since), or rolled back: nothing to do.
+                        _ => Err(()),
+                    }
+                }
+            }
+        });
+        match found {
+            Ok(Ok(Some((state, images, pairs, Some(options))))) => {
+                if !matches!(state.as_str(), "queued" | "running" | "cancelling") {
+                    return None;
+                }
+                let options = match serde_json::from_value::<TrainOptions>(options) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        pgrx::warning!(
+                            "synthsearch: training job {} has unreadable options: {e}",
+                            args.job
+                        );
+                        return None;
+                    }
+                };
+                return Some(Job {
+                    state,
+                    images,
+                    pairs,
+                    options,
+                });
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(())) => return None,
+            Err(e) => {
+                pgrx::warning!("synthsearch: training job {}: {e}", args.job);
+                return None;
+            }
+        }
+        if started.elapsed() > COMMIT_WAIT {
+            pgrx::log!(
+                "synthsearch: training job {} waited {} s for its transaction to commit; synth_resume() starts it later",
+                args.job,
+                COMMIT_WAIT.as_secs()
+            );
+            return None;
+        }
+        nap(Duration::from_millis(100));
+        if stop_requested() {
+            return None;
+        }
+    }
+}
+
+fn set_state(job: i64, sql: &str) -> Result<(), String> {
+    transaction(|| {
+        with_owner(|| Spi::run_with_args(&q(sql), &[job.into()]).expect("job update"));
+    })
+}
+
+fn cancelled(job: i64) -> Result<Outcome, String> {
+    set_state(
+        job,
+        "UPDATE @extschema@.synth_train_jobs SET state = 'cancelled', eta = NULL, worker_pid = NULL, \
+         finished_at = now(), updated_at = now() WHERE id = $1",
+    )?;
+    set_state(
+        job,
+        "DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1",
+    )?;
+    Ok(Outcome::Cancelled)
+}
+
+fn device(name: &str) -> Result<tch::Device, String> {
+    Ok(match name {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => {
+            if !tch::Cuda::is_available() {
+                return Err(
+                    "the job asks for device cuda, but the worker sees no CUDA device".into(),
+                );
+            }
+            tch::Device::Cuda(0)
+        }
+        _ => tch::Device::cuda_if_available(),
+    })
+}
+
+fn execute(job: i64, row: Job) -> Result<Outcome, String> {
+    if row.state == "cancelling" {
+        return cancelled(job);
+    }
+    let opts = row.options;
+    set_state(
+        job,
+        "UPDATE @extschema@.synth_train_jobs SET state = 'running', worker_pid = pg_catalog.pg_backend_pid(), \
+         server_started = pg_catalog.pg_postmaster_start_time(), started_at = coalesce(started_at, now()), \
+         attempts = attempts + 1, error = NULL, updated_at = now() WHERE id = $1",
+    )?;
+    synthsearch_model::set_threads(opts.threads as usize);
+    let dev = device(&opts.device)?;
+
+    // What to start from: the job's checkpoint, a base model, or fresh weights.
+    let (checkpoint, base) = transaction(|| {
+        let checkpoint = with_owner(|| {
+            Spi::get_two_with_args::<i64, Vec<u8>>(
+                &q("SELECT step, bytes FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
+                &[job.into()],
+            )
+        })
+        .ok()
+        .and_then(|(s, b)| Some((s?, b?)));
+        let base = opts.base_model.map(model_bytes);
+        (checkpoint, base)
+    })?;
+    let image_size = match (&checkpoint, &base) {
+        (Some((_, bytes)), _) | (None, Some(bytes)) => Model::from_bytes(bytes, tch::Device::Cpu)
+            .map_err(|e| e.to_string())?
+            .image_size(),
+        (None, None) => opts.encoder.image_size as usize,
+    };
+
+    // One short transaction, as the calling role: it reads only what that role may read.
+    let raw = transaction(|| data::read(row.images, row.pairs, &opts))?;
+    // The trainer takes its data as an Arc; it stays on this thread.
+    #[allow(clippy::arc_with_non_send_sync)]
+    let data = Arc::new(data::assemble(
+        raw,
+        &opts,
+        image_size,
+        opts.threads as usize,
+    )?);
+
+    let mut trainer = if let Some((step, bytes)) = &checkpoint {
+        let t = Trainer::resume(bytes, data.clone(), dev)
+            .map_err(|e| format!("resuming from the checkpoint of step {step}: {e}"))?;
+        pgrx::log!(
+            "synthsearch: training job {job} resumes at step {}",
+            t.steps_done()
+        );
+        t
+    } else {
+        let mut cfg = opts.train.clone();
+        // A small table still trains: the batch shrinks to the training pairs.
+        cfg.batch_size = cfg.batch_size.min(data.train.len());
+        if cfg.batch_size < 2 {
+            return Err(format!(
+                "{} training pairs: at least 2 are needed",
+                data.train.len()
+            ));
+        }
+        if let Some(bytes) = &base {
+            let model = Model::from_bytes(bytes, dev).map_err(|e| e.to_string())?;
+            Trainer::retrain_gan(model, opts.generator.clone(), cfg, data.clone())
+                .map_err(|e| e.to_string())?
+        } else {
+            tch::manual_seed(opts.train.seed as i64);
+            let init = ModelInit {
+                encoder: opts.encoder.clone(),
+                generator: opts.generator.clone(),
+                word_vectors: None,
+                script: None,
+            };
+            let model = Model::new(init, dev).map_err(|e| e.to_string())?;
+            Trainer::new(model, cfg, data.clone()).map_err(|e| e.to_string())?
+        }
+    };
+    train(job, &opts, &mut trainer)
+}
+
+/// Recall@K of every method, for the K that the gallery allows.
+fn recall_json(report: &EvalReport, step: u64) -> serde_json::Value {
+    let mut methods = serde_json::Map::new();
+    for m in &report.methods {
+        let mut ks = serde_json::Map::new();
+        for (k, r) in &m.recall {
+            if (*k as f64) < report.mean_gallery {
+                ks.insert(k.to_string(), serde_json::json!((r * 1e4).round() / 1e4));
+            }
+        }
+        if !ks.is_empty() {
+            let name = serde_json::to_value(m.method).unwrap_or_default();
+            methods.insert(name.as_str().unwrap_or("?").to_string(), ks.into());
+        }
+    }
+    serde_json::json!({
+        "step": step,
+        "queries": report.queries,
+        "gallery": (report.mean_gallery * 10.0).round() / 10.0,
+        "recall": methods,
+    })
+}
+
+fn eval(trainer: &Trainer, opts: &TrainOptions) -> Result<Option<serde_json::Value>, String> {
+    if trainer.data().val.is_empty() {
+        return Ok(None);
+    }
+    let report =
+        evaluate(trainer.model(), trainer.data(), opts.eval_queries).map_err(|e| e.to_string())?;
+    Ok(Some(recall_json(&report, trainer.steps_done())))
+}
+
+fn save_checkpoint(job: i64, trainer: &Trainer) -> Result<(), String> {
+    let bytes = trainer
+        .save()
+        .map_err(|e| format!("saving a checkpoint: {e}"))?;
+    let step = trainer.steps_done() as i64;
+    transaction(|| {
+        with_owner(|| {
+            Spi::run_with_args(
+                &q("INSERT INTO @extschema@.synth_train_checkpoints (job, step, bytes) VALUES ($1, $2, $3) \
+                    ON CONFLICT (job) DO UPDATE SET step = excluded.step, bytes = excluded.bytes, saved_at = now()"),
+                &[job.into(), step.into(), bytes.as_slice().into()],
+            )
+            .expect("checkpoint")
+        })
+    })
+}
+
+/// Steps until done, a cancel, or a shutdown.
+fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome, String> {
+    let total = trainer.total_steps();
+    let first = trainer.steps_done();
+    let train_pairs = trainer.data().train.len().max(1) as f64;
+    let batch = trainer.config().batch_size as f64;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut since: BTreeMap<&'static str, (f64, u32)> = BTreeMap::new();
+    let mut last_losses = serde_json::json!({});
+    let mut recall: Option<serde_json::Value> = None;
+    let mut stage = format!("{:?}", trainer.stage()).to_lowercase();
+    loop {
+        let done = trainer.is_done();
+        let stopping = stop_requested();
+        let step = trainer.steps_done();
+        let due = done
+            || stopping
+            || step == first + 1
+            || (step > first && (step - first).is_multiple_of(opts.progress_every))
+            || last_report.elapsed() >= PROGRESS_INTERVAL;
+        if due && step > first || stopping {
+            if !since.is_empty() {
+                last_losses = serde_json::Value::Object(
+                    since
+                        .iter()
+                        .map(|(k, (s, n))| (k.to_string(), serde_json::json!(s / f64::from(*n))))
+                        .collect(),
+                );
+                since.clear();
+            }
+            let rate = (step - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let eta = (total.saturating_sub(step)) as f64 / rate.max(1e-9);
+            let state = transaction(|| {
+                with_owner(|| {
+                    Spi::get_one_with_args::<String>(
+                        &q("UPDATE @extschema@.synth_train_jobs SET step = $2, total_steps = $3, epoch = $4, stage = $5, \
+                            losses = $6, rate = $7, eta = make_interval(secs => $8), \
+                            recall = coalesce($9, recall), updated_at = now() WHERE id = $1 RETURNING state"),
+                        &[
+                            job.into(),
+                            (step as i64).into(),
+                            (total as i64).into(),
+                            (step as f64 * batch / train_pairs).into(),
+                            stage.as_str().into(),
+                            JsonB(last_losses.clone()).into(),
+                            rate.into(),
+                            eta.min(1e9).into(),
+                            recall.take().map(JsonB).into(),
+                        ],
+                    )
+                })
+                .ok()
+                .flatten()
+            })?;
+            last_report = Instant::now();
+            if state.as_deref() == Some("cancelling") {
+                return cancelled(job);
+            }
+            // Leaves the process if the postmaster is gone.
+            nap(Duration::ZERO);
+        }
+        if stopping {
+            if !done {
+                save_checkpoint(job, trainer)?;
+            }
+            return Ok(Outcome::Stopped);
+        }
+        if done {
+            break;
+        }
+        let report = trainer
+            .step()
+            .map_err(|e| format!("step {}: {e}", step + 1))?;
+        stage = format!("{:?}", report.stage).to_lowercase();
+        for (name, value) in &report.losses {
+            let e = since.entry(name).or_insert((0.0, 0));
+            e.0 += value;
+            e.1 += 1;
+        }
+        let step = report.step;
+        if step.is_multiple_of(opts.checkpoint_every) && step < total {
+            save_checkpoint(job, trainer)?;
+        }
+        if opts.eval_every > 0 && step.is_multiple_of(opts.eval_every) && step < total {
+            recall = eval(trainer, opts)?;
+        }
+    }
+
+    // The end: Recall@K on the validation pairs, then the model and the job's success together.
+    let recall = eval(trainer, opts)?;
+    let bytes = trainer
+        .model()
+        .to_bytes()
+        .map_err(|e| format!("saving the model: {e}"))?;
+    let metrics = serde_json::json!({
+        "job": job,
+        "steps": trainer.steps_done(),
+        "images": trainer.data().len(),
+        "train_pairs": trainer.data().train.len(),
+        "val_pairs": trainer.data().val.len(),
+        "losses": last_losses,
+        "recall": recall,
+        "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    });
+    transaction(|| {
+        let id = store_model(&opts.name, &bytes, &metrics, Some(job), opts.activate);
+        with_owner(|| {
+            Spi::run_with_args(
+                &q("UPDATE @extschema@.synth_train_jobs SET state = 'succeeded', model = $2, recall = $3, \
+                    stage = 'done', eta = NULL, worker_pid = NULL, finished_at = now(), updated_at = now() WHERE id = $1"),
+                &[job.into(), id.into(), recall.clone().map(JsonB).into()],
+            )
+            .expect("job succeeded");
+            Spi::run_with_args(
+                &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
+                &[job.into()],
+            )
+            .expect("drop checkpoint");
+        });
+    })?;
+    Ok(Outcome::Succeeded)
+}
