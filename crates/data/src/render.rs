@@ -82,6 +82,31 @@ enum Neck {
 }
 
 impl Garment {
+    /// Bounds of every piece, so background pixels skip the distance tests.
+    fn bbox(&self) -> [f32; 4] {
+        let mut b = self.body.bbox;
+        let mut grow = |o: [f32; 4]| {
+            b = [
+                b[0].min(o[0]),
+                b[1].min(o[1]),
+                b[2].max(o[2]),
+                b[3].max(o[3]),
+            ];
+        };
+        if let Some(skirt) = &self.skirt {
+            grow(skirt.bbox);
+        }
+        if let Some([l, r]) = &self.sleeves {
+            grow(l.bbox);
+            grow(r.bbox);
+        }
+        if let Some([l, r]) = &self.collar {
+            grow(l.bbox);
+            grow(r.bbox);
+        }
+        b
+    }
+
     fn new(category: Category, sleeve: Sleeve, neckline: Neckline, hem: Hem) -> Self {
         let top = -0.36;
         // Straps instead of shoulders when there are no sleeves.
@@ -303,6 +328,7 @@ pub fn render(product: &Product, size: u32) -> RgbImage {
     let px = inv; // one pixel in garment units
     let mut img = RgbImage::new(size, size);
     let mut noise = Rng::new(product.seed ^ 0x5eed);
+    let bb = g.bbox();
     for (j, row) in img.rows_mut().enumerate() {
         // Slightly below centre: garments hang from the shoulders.
         let y = ((j as f32 + 0.5) / size as f32 - 0.52 - dy) / scale;
@@ -313,6 +339,10 @@ pub fn render(product: &Product, size: u32) -> RgbImage {
             } else {
                 0.5
             };
+            if x < bb[0] - px || x > bb[2] + px || y < bb[1] - px || y > bb[3] + px {
+                *pixel = Rgb(bg.map(|v| v.clamp(0.0, 255.0) as u8));
+                continue;
+            }
             *pixel =
                 Rgb(shade_pixel(&g, &look, x, y, px, n, bg).map(|v| v.clamp(0.0, 255.0) as u8));
         }
