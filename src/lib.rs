@@ -9,6 +9,7 @@ mod datatype;
 mod fmgr;
 mod gucs;
 mod index;
+mod model;
 mod torch;
 mod worker;
 
@@ -20,6 +21,8 @@ mod worker;
 pgrx::extension_sql_file!("../sql/embedding.sql", name = "embedding");
 // The synthivf index access method and its operator classes.
 pgrx::extension_sql_file!("../sql/index.sql", name = "index", requires = ["embedding"]);
+// The model registry, the synthquery type and the model functions.
+pgrx::extension_sql_file!("../sql/model.sql", name = "model", requires = ["embedding"]);
 // Training jobs, their checkpoints and the synth_jobs view.
 pgrx::extension_sql_file!("../sql/worker.sql", name = "worker");
 

@@ -1,0 +1,103 @@
+-- Models in the database: a registry of versioned models (weights in parts), one of them active.
+-- The encoder's version is kept apart from the generator's: stored embeddings and indexes depend on
+-- the encoder only, so a retrained GAN can be activated without invalidating them.
+
+CREATE TABLE synth_models (
+    id                bigserial PRIMARY KEY,
+    name              text NOT NULL CHECK (name <> ''),
+    version           integer NOT NULL CHECK (version > 0),
+    encoder_version   text NOT NULL,
+    generator_version text NOT NULL,
+    image_size        integer NOT NULL,
+    dims              integer NOT NULL,
+    config            jsonb NOT NULL,
+    metrics           jsonb NOT NULL DEFAULT '{}',
+    size_bytes        bigint NOT NULL,
+    active            boolean NOT NULL DEFAULT false,
+    job               bigint,
+    created_by        name NOT NULL DEFAULT current_user,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (name, version)
+);
+CREATE UNIQUE INDEX synth_models_one_active ON synth_models (active) WHERE active;
+
+-- Weights as checkpoint bytes, cut into parts so no single value nears the 1 GB varlena limit.
+CREATE TABLE synth_model_parts (
+    model bigint NOT NULL REFERENCES synth_models ON DELETE CASCADE,
+    part  integer NOT NULL,
+    bytes bytea NOT NULL,
+    PRIMARY KEY (model, part)
+);
+
+-- pg_dump carries the registry with the data.
+SELECT pg_catalog.pg_extension_config_dump('synth_models', '');
+SELECT pg_catalog.pg_extension_config_dump('synth_models_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('synth_model_parts', '');
+
+-- Everyone may read the registry; changes go through the functions below, which check privileges.
+REVOKE ALL ON synth_models, synth_model_parts FROM PUBLIC;
+GRANT SELECT ON synth_models TO PUBLIC;
+
+-- The synthquery type: a search request carrying its synthesized embedding (see src/model/query.rs).
+CREATE TYPE synthquery;
+CREATE FUNCTION synthquery_in(cstring, oid, integer) RETURNS synthquery
+    AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synthquery_out(synthquery) RETURNS cstring
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synthquery_recv(internal, oid, integer) RETURNS synthquery
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synthquery_send(synthquery) RETURNS bytea
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE synthquery (
+    INPUT = synthquery_in, OUTPUT = synthquery_out, RECEIVE = synthquery_recv, SEND = synthquery_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended
+);
+
+CREATE FUNCTION synth_query_text(synthquery) RETURNS text
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_query_embedding(synthquery) RETURNS embedding
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_query_model(synthquery) RETURNS bigint
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- Distance between a product and the synthesized query.
+CREATE FUNCTION synth_query_distance(embedding, synthquery) RETURNS double precision
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OPERATOR <-> (LEFTARG = embedding, RIGHTARG = synthquery, FUNCTION = synth_query_distance);
+
+-- Volatility. synth_encode is IMMUTABLE so that an expression index on synth_encode(img) can
+-- exist: within one encoder version the same image always gives the same embedding, and the
+-- encoder version cannot change under stored data, because synth_model_activate refuses a model
+-- whose encoder differs from the active one's (unless forced after re-encoding) and an index
+-- remembers its encoder version. synth_query and synth_generate depend on the active generator,
+-- which retraining may replace, so they are STABLE.
+CREATE FUNCTION synth_encode(image bytea) RETURNS embedding
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_encode(image bytea, model text) RETURNS embedding
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_query(reference bytea, wish text) RETURNS synthquery
+    AS 'MODULE_PATHNAME', 'synth_query_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_query(reference bytea, wish text, model text) RETURNS synthquery
+    AS 'MODULE_PATHNAME', 'synth_query_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_query(reference embedding, wish text) RETURNS synthquery
+    AS 'MODULE_PATHNAME', 'synth_query_emb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_query(reference embedding, wish text, model text) RETURNS synthquery
+    AS 'MODULE_PATHNAME', 'synth_query_emb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_generate(reference bytea, wish text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_generate_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_generate(reference bytea, wish text, model text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_generate_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_generate(reference embedding, wish text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_generate_emb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_generate(reference embedding, wish text, model text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_generate_emb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+-- LANGUAGE sql wrappers that the planner inlines into `product <-> q` and `synth_encode(image) <-> q`,
+-- so an index on the column or on synth_encode(img) serves ORDER BY synth_distance(...) LIMIT k.
+-- (No synth_distance(embedding, embedding): it would make the bare-literal form ambiguous.)
+CREATE FUNCTION synth_distance(product embedding, q synthquery) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN product OPERATOR(@extschema@.<->) q;
+CREATE FUNCTION synth_distance(image bytea, q synthquery) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN @extschema@.synth_encode(image) OPERATOR(@extschema@.<->) q;

@@ -1,0 +1,275 @@
+//! synth_encode, synth_query and synth_generate.
+
+use super::cache;
+use super::query::{SynthQuery, check_wish};
+use crate::datatype::memory::{datum_values, new_datum};
+use crate::fmgr::{arg, error};
+use crate::pg_function_info_v1;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::{pg_guard, pg_sys};
+use std::cell::RefCell;
+use synthsearch_data::image_io::{self, DecodeLimits, ImageError};
+use synthsearch_model::{ModelError, Reference};
+
+/// A query's reference, as the SQL functions receive it.
+pub enum RefArg<'a> {
+    Image(&'a [u8]),
+    Embedding(&'a [f32]),
+}
+
+fn image_error(e: ImageError) -> ! {
+    let code = match e {
+        ImageError::TooManyBytes { .. } | ImageError::TooLarge { .. } => {
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
+        }
+        _ => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+    };
+    error(code, format!("invalid image: {e}"))
+}
+
+fn model_error(e: ModelError) -> ! {
+    let code = match e {
+        ModelError::EmptyText(_) | ModelError::TextTooLong { .. } => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
+        ModelError::Dimension { .. } | ModelError::NonFinite { .. } => {
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION
+        }
+        ModelError::NoGenerator => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    };
+    error(code, e.to_string())
+}
+
+/// Image bytes -> CHW floats at the model's input size.
+fn decode(bytes: &[u8], size: usize) -> Vec<f32> {
+    let image =
+        image_io::decode(bytes, &DecodeLimits::default()).unwrap_or_else(|e| image_error(e));
+    image_io::to_chw(&image, size as u32)
+}
+
+/// The embedding of one image under the model `model` names (None: the active one).
+pub fn encode(bytes: &[u8], model: Option<&str>) -> Vec<f32> {
+    let (_, m) = cache::model(model);
+    let chw = decode(bytes, m.image_size());
+    m.encode_images(&chw, 1).unwrap_or_else(|e| model_error(e))
+}
+
+/// Recent queries of this backend, so a query built per row from the same arguments (for example
+/// inside a sequential scan's ORDER BY) runs the GAN once.
+struct Memo {
+    key: (i64, String, u64, String),
+    query: SynthQuery,
+}
+
+thread_local! {
+    static MEMO: RefCell<Vec<Memo>> = const { RefCell::new(Vec::new()) };
+}
+const MEMO_ENTRIES: usize = 16;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Runs the generator: the synthesized image's embedding, as a `SynthQuery`.
+pub fn synthesize(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>) -> SynthQuery {
+    check_wish(text);
+    let (row, m) = cache::model(model);
+    let ref_hash = match &reference {
+        None => 0,
+        Some(RefArg::Image(b)) => fnv1a(b) | 1,
+        Some(RefArg::Embedding(v)) => {
+            fnv1a(&v.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<u8>>()) | 1
+        }
+    };
+    let key = (
+        row.id,
+        row.generator_version.clone(),
+        ref_hash,
+        text.to_string(),
+    );
+    if let Some(q) =
+        MEMO.with_borrow(|memo| memo.iter().find(|e| e.key == key).map(|e| e.query.clone()))
+    {
+        return q;
+    }
+    let (generated, has_reference) = match reference {
+        None => (m.generate(Reference::None, text, None), false),
+        Some(RefArg::Image(bytes)) => {
+            let chw = decode(bytes, m.image_size());
+            (m.generate(Reference::Image(&chw), text, None), true)
+        }
+        Some(RefArg::Embedding(v)) => (m.generate(Reference::Embedding(v), text, None), true),
+    };
+    let generated = generated.unwrap_or_else(|e| model_error(e));
+    let query = SynthQuery {
+        model: row.id,
+        encoder: row.encoder_version,
+        generator: row.generator_version,
+        text: text.to_string(),
+        reference: has_reference,
+        embedding: generated.embedding,
+    };
+    MEMO.with_borrow_mut(|memo| {
+        if memo.len() == MEMO_ENTRIES {
+            memo.remove(0);
+        }
+        memo.push(Memo {
+            key,
+            query: query.clone(),
+        });
+    });
+    query
+}
+
+pg_function_info_v1!(
+    pg_finfo_synth_encode,
+    pg_finfo_synth_query_bytea,
+    pg_finfo_synth_query_emb,
+    pg_finfo_synth_generate_bytea,
+    pg_finfo_synth_generate_emb,
+);
+
+/// # Safety
+/// Argument `n` must be a non-NULL bytea.
+unsafe fn bytea_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    // Safety: guaranteed by the caller; pg_detoast_datum gives a plain varlena.
+    unsafe {
+        pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum(
+            arg(fcinfo, n).cast_mut_ptr(),
+        ))
+    }
+}
+
+/// # Safety
+/// Argument `n` must be a non-NULL text.
+unsafe fn text_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a str {
+    // Safety: guaranteed by the caller; text is valid in the server encoding (UTF-8 here, and
+    // a non-UTF-8 database gets an error rather than garbage).
+    let bytes = unsafe { bytea_arg(fcinfo, n) };
+    std::str::from_utf8(bytes).unwrap_or_else(|_| {
+        error(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            "text is not valid UTF-8",
+        )
+    })
+}
+
+/// Optional trailing `model text` argument (NULL: the active model).
+///
+/// # Safety
+/// `fcinfo` must be a valid frame; argument `n`, if present, a text.
+unsafe fn model_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
+    // Safety: guaranteed by the caller.
+    unsafe {
+        if ((*fcinfo).nargs as usize) <= n || pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
+            None
+        } else {
+            Some(text_arg(fcinfo, n))
+        }
+    }
+}
+
+/// `synth_encode(image bytea, model text DEFAULT NULL) -> embedding`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_encode(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: the image argument is checked for NULL first; the SQL declaration fixes the types.
+    unsafe {
+        if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
+            return pgrx::fcinfo::pg_return_null(fcinfo);
+        }
+        new_datum(&encode(bytea_arg(fcinfo, 0), model_arg(fcinfo, 1)))
+    }
+}
+
+/// Shared body of the synth_query and synth_generate variants: NULL reference or wish gives NULL.
+///
+/// # Safety
+/// A valid frame of (bytea | embedding, text, text).
+unsafe fn with_args<R>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    embedding_reference: bool,
+    f: impl FnOnce(RefArg<'_>, &str, Option<&str>) -> R,
+) -> Option<R> {
+    // Safety: guaranteed by the caller.
+    unsafe {
+        if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) || pgrx::fcinfo::pg_arg_is_null(fcinfo, 1) {
+            return None;
+        }
+        let reference = if embedding_reference {
+            RefArg::Embedding(datum_values(arg(fcinfo, 0)))
+        } else {
+            RefArg::Image(bytea_arg(fcinfo, 0))
+        };
+        Some(f(reference, text_arg(fcinfo, 1), model_arg(fcinfo, 2)))
+    }
+}
+
+fn query_datum(fcinfo: pg_sys::FunctionCallInfo, embedding_reference: bool) -> pg_sys::Datum {
+    // Safety: declared (bytea | embedding, text, text DEFAULT NULL).
+    match unsafe {
+        with_args(fcinfo, embedding_reference, |r, t, m| {
+            synthesize(Some(r), t, m)
+        })
+    } {
+        Some(q) => q.to_datum(),
+        // Safety: a valid frame.
+        None => unsafe { pgrx::fcinfo::pg_return_null(fcinfo) },
+    }
+}
+
+/// `synth_query(reference bytea, wish text, model text DEFAULT NULL) -> synthquery`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_query_bytea(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    query_datum(fcinfo, false)
+}
+
+/// `synth_query(reference embedding, wish text, model text DEFAULT NULL) -> synthquery`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_query_emb(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    query_datum(fcinfo, true)
+}
+
+fn generate_datum(fcinfo: pg_sys::FunctionCallInfo, embedding_reference: bool) -> pg_sys::Datum {
+    let png = |reference: RefArg<'_>, text: &str, model: Option<&str>| -> Vec<u8> {
+        check_wish(text);
+        let (_, m) = cache::model(model);
+        let generated = match reference {
+            RefArg::Image(bytes) => {
+                let chw = decode(bytes, m.image_size());
+                m.generate(Reference::Image(&chw), text, None)
+            }
+            RefArg::Embedding(v) => m.generate(Reference::Embedding(v), text, None),
+        }
+        .unwrap_or_else(|e| model_error(e));
+        image_io::chw_to_png(&generated.image, m.image_size() as u32)
+            .unwrap_or_else(|e| image_error(e))
+    };
+    // Safety: declared (bytea | embedding, text, text DEFAULT NULL).
+    match unsafe { with_args(fcinfo, embedding_reference, png) } {
+        Some(bytes) => {
+            pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&bytes).into_pg())
+        }
+        // Safety: a valid frame.
+        None => unsafe { pgrx::fcinfo::pg_return_null(fcinfo) },
+    }
+}
+
+/// `synth_generate(reference bytea, wish text, model text DEFAULT NULL) -> bytea` (PNG).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_generate_bytea(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    generate_datum(fcinfo, false)
+}
+
+/// `synth_generate(reference embedding, wish text, model text DEFAULT NULL) -> bytea` (PNG).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_generate_emb(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    generate_datum(fcinfo, true)
+}

@@ -1,0 +1,7 @@
+//! The model inside PostgreSQL: the registry, the per-backend model cache, the `synthquery` type
+//! and the SQL functions that encode images and synthesize queries.
+
+pub mod cache;
+mod functions;
+pub mod query;
+pub mod registry;

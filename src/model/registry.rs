@@ -1,0 +1,430 @@
+//! The model registry (`synth_models`, `synth_model_parts`): versioned models, one active.
+//!
+//! Users read the registry directly; changes go through functions that check the caller's
+//! rights and then write as the extension's owner, so the tables need no write grants.
+
+use crate::fmgr::error;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use pgrx::{JsonB, pg_sys};
+
+/// Bytes per row of `synth_model_parts`.
+const PART_BYTES: usize = 16 << 20;
+
+/// `sql` with `@extschema@` replaced by the extension's schema, quoted (runtime SPI queries get
+/// no substitution of their own, and search_path must not decide which tables are read).
+pub fn q(sql: &str) -> String {
+    let schema = Spi::get_one::<String>(
+        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'synthsearch'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            "extension \"synthsearch\" is not installed",
+        )
+    });
+    sql.replace("@extschema@", &schema)
+}
+
+/// A row of `synth_models`, without the weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelRow {
+    pub id: i64,
+    pub name: String,
+    pub version: i32,
+    pub encoder_version: String,
+    pub generator_version: String,
+    pub dims: i32,
+}
+
+fn extension_owner() -> pg_sys::Oid {
+    Spi::get_one::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'synthsearch'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        error(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            "extension \"synthsearch\" is not installed",
+        )
+    })
+}
+
+/// Runs `f` as the extension's owner (for writes to the registry and job tables on behalf of a
+/// caller whose rights were checked). On an ERROR the transaction's abort restores the user.
+pub fn with_owner<R>(f: impl FnOnce() -> R) -> R {
+    let owner = extension_owner();
+    let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
+    // Safety: plain reads and writes of the backend's current user id and security context.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let r = f();
+    // Safety: as above, restoring what was saved.
+    unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
+    r
+}
+
+/// Raises 42501 unless the current user may manage models: a superuser or a member of the role
+/// that owns the extension.
+pub fn check_manage_rights(what: &str) {
+    let ok = Spi::get_one::<bool>(
+        "SELECT pg_catalog.pg_has_role(current_user, extowner, 'MEMBER') \
+         FROM pg_catalog.pg_extension WHERE extname = 'synthsearch'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !ok {
+        error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to {what}: it needs membership in the role that owns the extension synthsearch"
+            ),
+        );
+    }
+}
+
+fn row_from(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<ModelRow> {
+    Spi::connect(|client| {
+        let table = client.select(&q(query), Some(1), args).ok()?;
+        let row = table.into_iter().next()?;
+        Some(ModelRow {
+            id: row.get::<i64>(1).ok()??,
+            name: row.get::<String>(2).ok()??,
+            version: row.get::<i32>(3).ok()??,
+            encoder_version: row.get::<String>(4).ok()??,
+            generator_version: row.get::<String>(5).ok()??,
+            dims: row.get::<i32>(6).ok()??,
+        })
+    })
+}
+
+const COLUMNS: &str = "id, name, version, encoder_version, generator_version, dims";
+
+/// The model a function was asked for: the active one (None), `name` (its highest version),
+/// `name:version`, or a numeric id.
+pub fn resolve(model: Option<&str>) -> ModelRow {
+    match model.map(str::trim) {
+        None => row_from(
+            &format!("SELECT {COLUMNS} FROM @extschema@.synth_models WHERE active"),
+            &[],
+        )
+        .unwrap_or_else(|| {
+            error(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "no model is active: train one with synth_train(images, pairs) or load one with \
+                     synth_model_import(bytes), then synth_model_activate(id)",
+            )
+        }),
+        Some(spec) => {
+            let found = if let Ok(id) = spec.parse::<i64>() {
+                row_from(
+                    &format!("SELECT {COLUMNS} FROM @extschema@.synth_models WHERE id = $1"),
+                    &[id.into()],
+                )
+            } else if let Some((name, version)) = spec
+                .rsplit_once(':')
+                .and_then(|(n, v)| Some((n, v.parse::<i32>().ok()?)))
+            {
+                row_from(
+                    &format!(
+                        "SELECT {COLUMNS} FROM @extschema@.synth_models WHERE name = $1 AND version = $2"
+                    ),
+                    &[name.into(), version.into()],
+                )
+            } else {
+                row_from(
+                    &format!(
+                        "SELECT {COLUMNS} FROM @extschema@.synth_models WHERE name = $1 ORDER BY version DESC"
+                    ),
+                    &[spec.into()],
+                )
+            };
+            found.unwrap_or_else(|| {
+                error(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    format!("model \"{spec}\" does not exist"),
+                )
+            })
+        }
+    }
+}
+
+/// The checkpoint bytes of model `id`.
+pub fn model_bytes(id: i64) -> Vec<u8> {
+    let parts: Vec<Vec<u8>> = Spi::connect(|client| {
+        client
+            .select(
+                &q("SELECT bytes FROM @extschema@.synth_model_parts WHERE model = $1 ORDER BY part"),
+                None,
+                &[id.into()],
+            )
+            .map(|t| t.into_iter().filter_map(|r| r.get::<Vec<u8>>(1).ok().flatten()).collect())
+            .unwrap_or_default()
+    });
+    if parts.is_empty() {
+        panic!("data corruption: model {id} has no weights in synth_model_parts");
+    }
+    parts.concat()
+}
+
+/// Stores `bytes` (a checkpoint that `synthsearch_model::Model::from_bytes` accepted) as the next
+/// version of `name` and returns its id. Writes as the extension's owner.
+pub fn store_model(
+    name: &str,
+    bytes: &[u8],
+    metrics: &serde_json::Value,
+    job: Option<i64>,
+    activate: bool,
+) -> i64 {
+    let device = tch::Device::Cpu;
+    let model = synthsearch_model::Model::from_bytes(bytes, device).unwrap_or_else(|e| {
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            format!("invalid model: {e}"),
+        )
+    });
+    store_loaded(name, &model, bytes, metrics, job, activate)
+}
+
+pub(crate) fn store_loaded(
+    name: &str,
+    model: &synthsearch_model::Model,
+    bytes: &[u8],
+    metrics: &serde_json::Value,
+    job: Option<i64>,
+    activate: bool,
+) -> i64 {
+    let versions = model
+        .encoder_version()
+        .and_then(|e| Ok((e, model.generator_version()?)))
+        .unwrap_or_else(|e| {
+            error(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("model version: {e}"),
+            )
+        });
+    let config = serde_json::json!({
+        "encoder": model.encoder_config(),
+        "generator": model.generator_config(),
+        "gan_steps": model.gan_steps(),
+    });
+    with_owner(|| {
+        let id = Spi::get_one_with_args::<i64>(
+            &q("INSERT INTO @extschema@.synth_models \
+               (name, version, encoder_version, generator_version, image_size, dims, config, metrics, size_bytes, job, created_by) \
+             SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, session_user \
+             FROM @extschema@.synth_models WHERE name = $1 RETURNING id"),
+            &[
+                name.into(),
+                versions.0.into(),
+                versions.1.into(),
+                (model.image_size() as i32).into(),
+                (model.embed_dim() as i32).into(),
+                JsonB(config).into(),
+                JsonB(metrics.clone()).into(),
+                (bytes.len() as i64).into(),
+                job.into(),
+            ],
+        )
+        .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("storing the model failed: {e}")))
+        .expect("INSERT ... RETURNING returns a row");
+        for (part, chunk) in bytes.chunks(PART_BYTES).enumerate() {
+            Spi::run_with_args(
+                &q("INSERT INTO @extschema@.synth_model_parts (model, part, bytes) VALUES ($1, $2, $3)"),
+                &[id.into(), (part as i32).into(), chunk.into()],
+            )
+            .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("storing the model failed: {e}")));
+        }
+        let none_active = Spi::get_one::<bool>(&q(
+            "SELECT NOT EXISTS (SELECT FROM @extschema@.synth_models WHERE active)",
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if activate || none_active {
+            set_active(id, true);
+        }
+        id
+    })
+}
+
+/// Makes model `id` the active one. Refuses an encoder other than the active model's unless
+/// `force`: stored embeddings and indexes belong to the active encoder.
+fn set_active(id: i64, force: bool) {
+    let target = resolve(Some(&id.to_string()));
+    if !force {
+        if let Some(active) = row_from(
+            &format!("SELECT {COLUMNS} FROM @extschema@.synth_models WHERE active"),
+            &[],
+        ) {
+            if active.encoder_version != target.encoder_version {
+                error(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!(
+                        "model {} has encoder version {}, the active model {} has {}: embeddings and indexes \
+                         made with the active encoder would no longer match; re-encode them, then activate with force => true",
+                        target.id, target.encoder_version, active.id, active.encoder_version
+                    ),
+                );
+            }
+        }
+    }
+    Spi::run(&q(
+        "UPDATE @extschema@.synth_models SET active = false WHERE active",
+    ))
+    .expect("deactivate");
+    Spi::run_with_args(
+        &q("UPDATE @extschema@.synth_models SET active = true WHERE id = $1"),
+        &[id.into()],
+    )
+    .expect("activate");
+}
+
+/// `synth_model_activate(id, force)`: makes a model the active one.
+#[pg_extern(volatile, parallel_unsafe)]
+fn synth_model_activate(id: i64, force: default!(bool, false)) -> bool {
+    check_manage_rights("activate a model");
+    with_owner(|| set_active(id, force));
+    true
+}
+
+/// `synth_model_drop(id)`: removes a model that is not active.
+#[pg_extern(volatile, parallel_unsafe)]
+fn synth_model_drop(id: i64) -> bool {
+    check_manage_rights("drop a model");
+    let row = resolve(Some(&id.to_string()));
+    let active = Spi::get_one_with_args::<bool>(
+        &q("SELECT active FROM @extschema@.synth_models WHERE id = $1"),
+        &[row.id.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if active {
+        error(
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            format!("model {id} is active: activate another model before dropping it"),
+        );
+    }
+    with_owner(|| {
+        Spi::run_with_args(
+            &q("DELETE FROM @extschema@.synth_models WHERE id = $1"),
+            &[id.into()],
+        )
+        .expect("delete")
+    });
+    true
+}
+
+/// `synth_model_export(model)`: the model's checkpoint bytes, to move it to another database.
+#[pg_extern(stable, parallel_safe)]
+fn synth_model_export(model: default!(Option<&str>, "NULL")) -> Vec<u8> {
+    check_manage_rights("export a model");
+    let id = resolve(model).id;
+    with_owner(|| model_bytes(id))
+}
+
+/// `synth_model_import(bytes, name, activate)`: stores exported checkpoint bytes as a new version.
+#[pg_extern(volatile, parallel_unsafe)]
+fn synth_model_import(
+    bytes: &[u8],
+    name: default!(&str, "'imported'"),
+    activate: default!(bool, false),
+) -> i64 {
+    check_manage_rights("import a model");
+    if bytes.is_empty() {
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            "model bytes are empty",
+        );
+    }
+    store_model(name, bytes, &serde_json::json!({}), None, activate)
+}
+
+/// `synth_model_create(name, config, seed)`: a model with fresh weights from a configuration
+/// (`{"encoder": {...}, "generator": {...}}`, each merged over the defaults), for a training
+/// run to start from or for tests of the plumbing. Its embeddings mean nothing until trained.
+#[pg_extern(volatile, parallel_unsafe)]
+fn synth_model_create(name: &str, config: default!(JsonB, "'{}'"), seed: default!(i64, 0)) -> i64 {
+    check_manage_rights("create a model");
+    let init = model_init(&config.0);
+    tch::manual_seed(seed);
+    let model = synthsearch_model::Model::new(init, tch::Device::Cpu).unwrap_or_else(|e| {
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid model configuration: {e}"),
+        )
+    });
+    let bytes = model.to_bytes().unwrap_or_else(|e| {
+        error(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("saving the model failed: {e}"),
+        )
+    });
+    store_loaded(
+        name,
+        &model,
+        &bytes,
+        &serde_json::json!({"trained": false}),
+        None,
+        false,
+    )
+}
+
+/// Merges `over` into `base` (objects key by key, anything else replaced).
+fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// A model configuration from JSON merged over the defaults.
+pub fn model_init(config: &serde_json::Value) -> synthsearch_model::ModelInit {
+    let bad = |e: String| -> ! {
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid model configuration: {e}"),
+        )
+    };
+    if !config.is_object() {
+        bad("it must be a JSON object".into());
+    }
+    for key in config.as_object().into_iter().flat_map(|o| o.keys()) {
+        if key != "encoder" && key != "generator" {
+            bad(format!(
+                "unknown key \"{key}\" (expected \"encoder\" and \"generator\")"
+            ));
+        }
+    }
+    let mut encoder = serde_json::to_value(synthsearch_model::EncoderConfig::default())
+        .expect("config serializes");
+    let mut generator = serde_json::to_value(synthsearch_model::GeneratorConfig::default())
+        .expect("config serializes");
+    if let Some(e) = config.get("encoder") {
+        merge(&mut encoder, e);
+    }
+    if let Some(g) = config.get("generator") {
+        merge(&mut generator, g);
+    }
+    synthsearch_model::ModelInit {
+        encoder: serde_json::from_value(encoder).unwrap_or_else(|e| bad(e.to_string())),
+        generator: serde_json::from_value(generator).unwrap_or_else(|e| bad(e.to_string())),
+        word_vectors: None,
+        script: None,
+    }
+}
