@@ -41,7 +41,8 @@ regress() {
     cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null || return 1
     bash scripts/cluster.sh stop "$REGRESS_DIR" immediate
     rm -rf "$REGRESS_DIR"
-    bash scripts/cluster.sh start "$REGRESS_DIR" "$REGRESS_PORT" || return 1
+    # Preloaded, so the launcher resumes training jobs after a restart (tests/system/worker_resume.sh).
+    bash scripts/cluster.sh start "$REGRESS_DIR" "$REGRESS_PORT" "shared_preload_libraries = 'synthsearch'" || return 1
     local tests status
     tests=$(sed -e 's/#.*//' -e '/^$/d' sql-tests/schedule)
     rm -rf "$STATE/regress-out" && mkdir -p "$STATE/regress-out"

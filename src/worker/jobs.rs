@@ -211,7 +211,7 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
             error(
                 PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
                 format!(
-                    "{unfinished} training jobs are queued or running, the limit is synthsearch.max_jobs = {max}: \
+                    "the limit of {max} training jobs (synthsearch.max_jobs) is reached: \
                      wait for one to finish or cancel one with synth_cancel(job)"
                 ),
             );

@@ -1,0 +1,141 @@
+-- Training in a background worker: a tiny model trained in seconds, job states, progress, the
+-- registry, cancel, the job limit, privileges and bad input.
+\pset footer off
+SET client_min_messages = warning;
+
+-- Waits (at most two minutes) until the job has finished and returns its state.
+CREATE FUNCTION wait_job(j bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE s text;
+BEGIN
+    FOR i IN 1..1200 LOOP
+        SELECT state INTO s FROM synth_jobs WHERE job = j;
+        EXIT WHEN s IN ('succeeded', 'failed', 'cancelled');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN s;
+END $$;
+-- Waits until the job is running with some steps done.
+CREATE FUNCTION wait_running(j bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE s text; n bigint;
+BEGIN
+    FOR i IN 1..1200 LOOP
+        SELECT state, step INTO s, n FROM synth_jobs WHERE job = j;
+        EXIT WHEN s = 'running' AND n > 0 OR s IN ('succeeded', 'failed', 'cancelled');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN s;
+END $$;
+
+-- A generated catalog of 120 products, written under the data directory and imported.
+SELECT current_setting('data_directory') || '/synth_regress_catalog' AS catalog_dir \gset
+SELECT * FROM synth_generate_catalog(:'catalog_dir', 120, 7, 32);
+SELECT * FROM synth_import_fashioniq(:'catalog_dir', 'regress_images', 'regress_pairs');
+SELECT split, count(*) FROM regress_pairs GROUP BY split ORDER BY split;
+SELECT id, category, split, attributes ? 'colour' AS has_colour, length(img) > 100 AS has_image
+FROM regress_images ORDER BY id LIMIT 2;
+
+-- A tiny model: 16x16 images, narrow networks, 30 steps.
+SELECT '{"image_size": 16, "embed_dim": 16, "encoder_width": 4, "generator_width": 4, "batch": 8,
+         "encoder": {"text": {"buckets": 1024, "dim": 16}, "compose_hidden": 16},
+         "generator": {"cond_dim": 16}, "name": "regress_worker"}'::jsonb AS tiny \gset
+SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 30, "checkpoint_every": 10, "activate": true}') AS job \gset
+SELECT state IN ('queued', 'running', 'succeeded') AS started FROM synth_jobs WHERE job = :job;
+SELECT wait_job(:job);
+SELECT state, step, total_steps, progress, stage, epoch > 0 AS epochs,
+       losses ?& ARRAY['critic', 'triplet', 'l1'] AS gan_losses,
+       (recall->>'queries')::int AS val_queries, steps_per_second > 0 AS rate,
+       time_left, error, attempts, model_id IS NOT NULL AS stored
+FROM synth_jobs WHERE job = :job;
+-- The model is in the registry, made by the job, and active.
+SELECT m.name, m.version, m.active, m.image_size, m.dims, m.created_by, (m.metrics->>'steps')::int AS steps
+FROM synth_models m JOIN synth_jobs j ON j.model_id = m.id WHERE j.job = :job;
+-- Finished jobs keep no checkpoint; the tables are not for users to read or write.
+SELECT count(*) FROM synth_train_checkpoints;
+
+-- Bad input: each an ERROR up front.
+SELECT synth_train(NULL, 'regress_pairs');
+SELECT synth_train('regress_images', NULL);
+SELECT synth_train('regress_images', 'regress_pairs', NULL);
+SELECT synth_train('no_such_table', 'regress_pairs');
+SELECT synth_train('regress_images', 'regress_pairs', '{"stpes": 10}');
+SELECT synth_train('regress_images', 'regress_pairs', '[1]');
+SELECT synth_train('regress_images', 'regress_pairs', '{"image_size": 20}');
+SELECT synth_train('regress_images', 'regress_pairs', '{"steps": 0}');
+SELECT synth_train('regress_images', 'regress_pairs', '{"device": "tpu"}');
+SELECT synth_train('regress_images', 'regress_pairs', '{"image_column": "picture"}');
+SELECT synth_train('regress_images', 'regress_pairs', '{"image_column": "category"}');
+SELECT synth_train('regress_images', 'regress_pairs', '{"base_model": 999999, "steps": 5}');
+CREATE TABLE regress_no_pairs (LIKE regress_pairs);
+SELECT synth_train('regress_images', 'regress_no_pairs');
+SELECT synth_cancel(NULL);
+SELECT synth_cancel(999999);
+SELECT synth_import_fashioniq(NULL, 'a', 'b');
+\set VERBOSITY sqlstate
+SELECT synth_import_fashioniq(:'catalog_dir' || '/nowhere', 'a', 'b');
+\set VERBOSITY default
+SELECT synth_import_fashioniq(:'catalog_dir', 'regress_images', 'b');
+SELECT synth_generate_catalog(:'catalog_dir', 5);
+
+-- A corrupt image fails the job with a message that names it.
+CREATE TABLE regress_bad_images AS SELECT * FROM regress_images;
+UPDATE regress_bad_images SET img = '\xdeadbeef' WHERE id = (SELECT min(id) FROM regress_bad_images);
+SELECT synth_train('regress_bad_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 5}') AS job \gset
+SELECT wait_job(:job);
+SELECT state, error, model_id FROM synth_jobs WHERE job = :job;
+
+-- A job whose transaction rolls back never runs.
+BEGIN;
+SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 5}') > 0 AS started;
+ROLLBACK;
+SELECT pg_sleep(1);
+SELECT count(*) AS jobs FROM synth_jobs;
+
+-- The job limit, and cancel: a long job takes the only place, a second is refused.
+SET synthsearch.max_jobs = 0;
+SELECT synth_train('regress_images', 'regress_pairs');
+SET synthsearch.max_jobs = 1;
+SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 1000000}') AS long_job \gset
+SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 5}');
+SELECT wait_running(:long_job);
+SELECT synth_cancel(:long_job);
+SELECT wait_job(:long_job);
+SELECT state, step > 0 AS trained, step < total_steps AS stopped_early, time_left, model_id FROM synth_jobs WHERE job = :long_job;
+SELECT synth_cancel(:long_job) AS cancelled_again;
+RESET synthsearch.max_jobs;
+SHOW synthsearch.max_jobs;
+SET synthsearch.max_jobs = 65;
+
+-- Privileges: the worker runs as the caller and reads only what the caller may read.
+CREATE ROLE regress_synth_trainer LOGIN;
+CREATE ROLE regress_synth_nologin;
+SET ROLE regress_synth_nologin;
+SELECT synth_train('regress_images', 'regress_pairs');
+SET ROLE regress_synth_trainer;
+SELECT synth_train('regress_images', 'regress_pairs');
+SELECT synth_import_fashioniq(:'catalog_dir', 'mine_images', 'mine_pairs');
+SELECT synth_generate_catalog(:'catalog_dir' || '/mine', 100);
+SELECT synth_cancel(:long_job);
+SELECT count(*) FROM synth_train_jobs;
+SELECT count(*) > 0 AS can_watch FROM synth_jobs;
+RESET ROLE;
+GRANT SELECT ON regress_images, regress_pairs TO regress_synth_trainer;
+SET ROLE regress_synth_trainer;
+SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 6, "name": "regress_mine"}') AS job \gset
+RESET ROLE;
+SELECT wait_job(:job);
+SELECT j.owner, m.name, m.created_by, m.active
+FROM synth_jobs j JOIN synth_models m ON m.id = j.model_id WHERE j.job = :job;
+
+-- Retraining only the GAN keeps the encoder's version.
+SELECT synth_train('regress_images', 'regress_pairs',
+    :'tiny'::jsonb || jsonb_build_object('base_model', (SELECT id FROM synth_models WHERE name = 'regress_worker'), 'steps', 4)) AS job \gset
+SELECT wait_job(:job);
+SELECT (SELECT encoder_version FROM synth_models WHERE id = j.model_id)
+     = (SELECT encoder_version FROM synth_models WHERE name = 'regress_worker' AND version = 1) AS same_encoder,
+       total_steps
+FROM synth_jobs j WHERE job = :job;
+
+DROP TABLE regress_no_pairs, regress_bad_images;
+DROP FUNCTION wait_job(bigint), wait_running(bigint);
+REVOKE ALL ON regress_images, regress_pairs FROM regress_synth_trainer;
+DROP ROLE regress_synth_trainer, regress_synth_nologin;

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# A training job survives server restarts: after a fast restart (the worker saves a checkpoint on
+# SIGTERM) and after a crash (immediate stop: the last periodic checkpoint), the launcher resumes
+# it and the step count continues instead of starting from 0. Needs the library preloaded
+# (scripts/test.sh starts the cluster with shared_preload_libraries = 'synthsearch').
+set -euo pipefail
+PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
+conn=(-h localhost -p "$REGRESS_PORT" -U postgres)
+psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" "$@"; }
+q() { psql -d worker_resume -tA -c "$1"; }
+as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@"; fi; }
+fail() { echo "worker_resume: $*" >&2; q "SELECT job, state, step, attempts, error FROM synth_jobs" >&2 || true; exit 1; }
+
+if [ "$(q "SHOW shared_preload_libraries" 2>/dev/null || psql -d postgres -tA -c 'SHOW shared_preload_libraries')" != synthsearch ]; then
+    echo "worker_resume: skipped, the cluster does not preload synthsearch"
+    exit 0
+fi
+
+# Waits (at most $2 seconds) until the query $1 returns t.
+wait_for() {
+    local i
+    for ((i = 0; i < $2 * 5; i++)); do
+        [ "$(q "$1" 2>/dev/null || true)" = t ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+restart() {
+    as_pg "$PG_BIN/pg_ctl" -D "$REGRESS_DIR/data" -m "$1" -w stop >/dev/null
+    as_pg "$PG_BIN/pg_ctl" -D "$REGRESS_DIR/data" -l "$REGRESS_DIR/server.log" -w start >/dev/null
+}
+
+psql -d postgres -c "DROP DATABASE IF EXISTS worker_resume WITH (FORCE)" -c "CREATE DATABASE worker_resume"
+psql -d worker_resume <<'SQL'
+CREATE EXTENSION synthsearch;
+SELECT current_setting('data_directory') || '/synth_resume_catalog' AS dir \gset
+SELECT * FROM synth_generate_catalog(:'dir', 120, 11, 32);
+SELECT * FROM synth_import_fashioniq(:'dir', 'images', 'pairs');
+SQL
+job=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
+    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
+    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 25, \"name\": \"resumed\"}')")
+
+# The steps a resumed worker started from, in order, from the server log.
+log_from=$(($(wc -l <"$REGRESS_DIR/server.log") + 1))
+resumed_at() {
+    { tail -n "+$log_from" "$REGRESS_DIR/server.log" | grep -o "training job $job resumes at step [0-9]*" || true; } | awk '{print $NF}'
+}
+# Waits (at most a minute) until the log shows the n-th resume.
+wait_resumed() {
+    local i
+    for ((i = 0; i < 300; i++)); do
+        [ "$(resumed_at | wc -l)" -ge "$1" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# 1. A fast restart: SIGTERM, the worker checkpoints where it is and leaves the job running.
+wait_for "SELECT step >= 30 FROM synth_jobs WHERE job = $job" 120 || fail "job $job did not start training"
+before=$(q "SELECT step FROM synth_jobs WHERE job = $job")
+restart fast
+wait_for "SELECT attempts = 2 AND state = 'running' FROM synth_jobs WHERE job = $job" 120 \
+    || fail "job $job did not resume after the fast restart"
+wait_resumed 1 || fail "the log does not show the resume"
+first=$(resumed_at | sed -n 1p)
+[ -n "$first" ] && [ "$first" -ge "$before" ] || fail "resumed at step '$first', before the $before steps done"
+
+# 2. A crash: no chance to checkpoint; the job resumes from the last periodic checkpoint.
+wait_for "SELECT step >= $first + 60 FROM synth_jobs WHERE job = $job" 120 || fail "job $job stalled"
+periodic=$(q "SELECT step FROM synth_train_checkpoints WHERE job = $job")
+restart immediate
+wait_for "SELECT attempts = 3 FROM synth_jobs WHERE job = $job" 120 || fail "job $job did not resume after the crash"
+wait_resumed 2 || fail "the log does not show the second resume"
+second=$(resumed_at | sed -n 2p)
+[ -n "$second" ] && [ "$second" -ge "$periodic" ] && [ "$second" -gt "$first" ] \
+    || fail "resumed at step '$second' after the crash, the checkpoint was at $periodic"
+[ $((second % 25)) -eq 0 ] || fail "step $second is not a periodic checkpoint"
+
+# 3. Cancel it, and nothing is left behind.
+[ "$(q "SELECT synth_cancel($job)")" = t ] || fail "cancel refused"
+wait_for "SELECT state = 'cancelled' FROM synth_jobs WHERE job = $job" 120 || fail "job $job did not stop"
+[ "$(q "SELECT count(*) FROM synth_train_checkpoints")" = 0 ] || fail "a cancelled job kept its checkpoint"
+
+# 4. synth_resume() on demand: a job whose worker is gone without a restart (terminated).
+job2=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
+    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
+    \"generator\": {\"cond_dim\": 16}, \"steps\": 80, \"checkpoint_every\": 20, \"name\": \"resumed\"}')")
+wait_for "SELECT step >= 5 FROM synth_jobs WHERE job = $job2" 120 || fail "job $job2 did not start"
+q "SELECT pg_terminate_backend(worker_pid) FROM synth_jobs WHERE job = $job2" >/dev/null
+wait_for "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'synthsearch train')" 60 || fail "worker did not stop"
+[ "$(q "SELECT state FROM synth_jobs WHERE job = $job2")" = running ] || fail "a terminated worker should leave its job to resume"
+[ "$(q "SELECT synth_resume()")" = 1 ] || fail "synth_resume() did not relaunch job $job2"
+wait_for "SELECT attempts = 2 FROM synth_jobs WHERE job = $job2" 60 || fail "job $job2 did not restart"
+[ "$(q "SELECT synth_resume()")" = 0 ] || fail "synth_resume() relaunched a job that has a worker"
+wait_for "SELECT state = 'succeeded' FROM synth_jobs WHERE job = $job2" 120 || fail "job $job2 did not finish after synth_resume()"
+[ "$(q "SELECT attempts FROM synth_jobs WHERE job = $job2")" = 2 ] || fail "job $job2 ran more than twice"
+
+psql -d postgres -c "DROP DATABASE worker_resume WITH (FORCE)"
