@@ -47,9 +47,17 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
         // Lock the table before the index, as every other path does.
         let heap_oid = pg_sys::IndexGetRelation(index_oid, true);
         if heap_oid == pg_sys::InvalidOid {
+            let name = pg_sys::get_rel_name(index_oid);
+            let name = if name.is_null() {
+                format!("OID {}", index_oid.to_u32())
+            } else {
+                std::ffi::CStr::from_ptr(name)
+                    .to_string_lossy()
+                    .into_owned()
+            };
             error(
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                format!("relation with OID {} is not an index", index_oid.to_u32()),
+                format!("relation \"{name}\" is not an index"),
             );
         }
         let lock = if with_heap {

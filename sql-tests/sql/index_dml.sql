@@ -1,0 +1,76 @@
+-- synthivf under inserts, deletes and VACUUM; filtered queries; parameters; UNLOGGED tables.
+SELECT setseed(0.5);
+CREATE TABLE shop (id int PRIMARY KEY, category text, emb embedding(4));
+INSERT INTO shop
+SELECT i, (ARRAY['dress', 'shoe', 'bag', 'coat', 'hat', 'belt', 'sock', 'scarf', 'ring', 'tie'])[1 + i % 10],
+       ARRAY[random(), random(), random(), random()]::embedding
+FROM generate_series(1, 2000) i;
+CREATE INDEX shop_emb ON shop USING synthivf (emb) WITH (lists = 40);
+SET synthsearch.nprobe = 1;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+
+-- A filter that keeps one row in ten still gets its full LIMIT, in the index's order.
+EXPLAIN (COSTS OFF) SELECT id FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 10;
+SELECT count(*) FROM (SELECT id FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 10) s;
+SELECT count(*) FROM (SELECT id FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 150) s;
+SELECT count(*) FROM (SELECT id FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 1000) s;
+-- A filter that keeps nothing: no rows, and no error.
+SELECT count(*) FROM (SELECT id FROM shop WHERE category = 'none' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 10) s;
+-- max_probes bounds the search.
+SET synthsearch.max_probes = 2;
+SELECT count(*) <= 2000 * 2 / 40 * 3 AS bounded FROM (SELECT id FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 1000) s;
+RESET synthsearch.max_probes;
+
+-- The query vector from a parameter, a subquery (InitPlan) and a join's outer row.
+SET synthsearch.nprobe = 40;
+PREPARE near(embedding) AS SELECT id FROM shop ORDER BY emb <-> $1 LIMIT 3;
+EXPLAIN (COSTS OFF) EXECUTE near('[0,0,0,0]');
+EXECUTE near('[0,0,0,0]');
+CREATE TEMP TABLE got AS SELECT 1 AS k, array_agg(id) AS ids FROM (SELECT id FROM shop ORDER BY emb <-> '[0,0,0,0]' LIMIT 3) s;
+SELECT ids = (SELECT array_agg(id) FROM (SELECT id FROM shop ORDER BY (emb <-> '[0,0,0,0]') + 0, id LIMIT 3) e) FROM got;
+EXPLAIN (COSTS OFF) SELECT id FROM shop ORDER BY emb <-> (SELECT emb FROM shop WHERE id = 42) LIMIT 3;
+SELECT id FROM shop ORDER BY emb <-> (SELECT emb FROM shop WHERE id = 42) LIMIT 1;
+SELECT q.id, (SELECT s.id FROM shop s ORDER BY s.emb <-> q.emb LIMIT 1) AS nearest
+FROM shop q WHERE q.id IN (5, 6, 7) ORDER BY q.id;
+DEALLOCATE near;
+
+-- Inserts after the build are found; wrong dimensions are refused.
+INSERT INTO shop VALUES (5001, 'dress', '[9,9,9,9]'), (5002, 'dress', '[9,9,9,9.5]'), (5003, 'dress', NULL);
+SELECT id FROM shop ORDER BY emb <-> '[9,9,9,9]' LIMIT 2;
+INSERT INTO shop VALUES (5004, 'dress', '[1,2,3]');
+SELECT lists, live_rows, heap_rows FROM synth_index_check('shop_emb');
+
+-- Deletes and VACUUM: deleted rows leave the index, the rest stay findable.
+DELETE FROM shop WHERE id % 3 = 0 OR id = 5001;
+VACUUM shop;
+SELECT live_rows, dead_vectors, heap_rows FROM synth_index_check('shop_emb');
+SELECT id FROM shop ORDER BY emb <-> '[9,9,9,9]' LIMIT 1;
+SELECT count(*) FROM (SELECT id FROM shop ORDER BY emb <-> '[0.2,0.2,0.2,0.2]' LIMIT 5000) s;
+SELECT count(*) FROM shop WHERE emb IS NOT NULL;
+-- Updates move a row: the new version is indexed, the old one goes with VACUUM.
+UPDATE shop SET emb = '[-5,-5,-5,-5]' WHERE id = 1;
+SELECT id FROM shop ORDER BY emb <-> '[-5,-5,-5,-5]' LIMIT 1;
+VACUUM shop;
+SELECT live_rows, heap_rows FROM synth_index_check('shop_emb');
+-- REINDEX rebuilds it.
+REINDEX INDEX shop_emb;
+SELECT lists, live_rows, dead_vectors, heap_rows FROM synth_index_check('shop_emb');
+-- TRUNCATE leaves an empty, working index.
+CREATE TABLE scratch AS SELECT * FROM shop;
+CREATE INDEX scratch_emb ON scratch USING synthivf (emb);
+TRUNCATE scratch;
+SELECT live_rows, heap_rows FROM synth_index_check('scratch_emb');
+INSERT INTO scratch SELECT * FROM shop WHERE id < 100;
+SELECT live_rows, heap_rows FROM synth_index_check('scratch_emb');
+SELECT count(*) FROM (SELECT id FROM scratch ORDER BY emb <-> '[0,0,0,0]' LIMIT 1000) s;
+
+-- UNLOGGED tables: the index has an init fork.
+CREATE UNLOGGED TABLE temp_items (id int, emb embedding(2));
+INSERT INTO temp_items SELECT i, ARRAY[i, -i]::embedding FROM generate_series(1, 300) i;
+CREATE INDEX temp_items_emb ON temp_items USING synthivf (emb) WITH (lists = 3);
+SELECT relpersistence FROM pg_class WHERE relname = 'temp_items_emb';
+SELECT pg_relation_size('temp_items_emb', 'init') > 0 AS has_init_fork;
+SELECT id FROM temp_items ORDER BY emb <-> '[10,-10]' LIMIT 3;
+SELECT lists, live_rows, heap_rows FROM synth_index_check('temp_items_emb');
+RESET ALL;
