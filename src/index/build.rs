@@ -217,7 +217,16 @@ pub unsafe extern "C-unwind" fn ambuild(
             );
         }
         let rel = PgRelation::unlogged_build(index, pg_sys::ForkNumber::MAIN_FORKNUM);
-        let reltuples = (*(*heap).rd_rel).reltuples;
+        let reltuples = (*(*heap).rd_rel).reltuples as f64;
+        // Never analyzed (-1): guess from the table's size, so that the sample is big enough.
+        let reltuples = if reltuples >= 0.0 {
+            reltuples
+        } else {
+            let blocks =
+                pg_sys::RelationGetNumberOfBlocksInFork(heap, pg_sys::ForkNumber::MAIN_FORKNUM);
+            let row = typmod_dims(index).map_or(100, |d| 4 * d + 40).min(2000);
+            blocks as f64 * (pg_sys::BLCKSZ as usize / row) as f64
+        };
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A streaming standby of the regress cluster (pg_basebackup -R) replays synthivf's WAL: after
+# a build, inserts, deletes and VACUUM on the primary, the standby answers the same index scans
+# with the same rows, and its copy of the index passes synth_index_check.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
+STANDBY_PORT=$((REGRESS_PORT + 11))
+primary=(-h localhost -p "$REGRESS_PORT" -U postgres)
+standby=(-h localhost -p "$STANDBY_PORT" -U postgres)
+as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@"; fi; }
+fail() { echo "index_standby: $*" >&2; exit 1; }
+dir=$(mktemp -d)
+chown postgres: "$dir" 2>/dev/null || true
+cleanup() {
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+P() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${primary[@]}" "$@"; }
+S() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${standby[@]}" "$@"; }
+
+P -d postgres -c "DROP DATABASE IF EXISTS idx_standby" -c "CREATE DATABASE idx_standby"
+P -d idx_standby <<'SQL'
+CREATE EXTENSION synthsearch;
+CREATE TABLE items (id int PRIMARY KEY, emb embedding(8));
+INSERT INTO items SELECT i, (SELECT array_agg(sin(i * 0.7 + d * 1.3) * 5) FROM generate_series(1, 8) d)::embedding
+FROM generate_series(1, 4000) i;
+CREATE INDEX items_emb ON items USING synthivf (emb) WITH (lists = 16);
+SQL
+as_pg "$PG_BIN/pg_basebackup" "${primary[@]}" -D "$dir/data" -R -X stream --checkpoint=fast
+printf "port = %s\nunix_socket_directories = '%s'\nhot_standby = on\n" "$STANDBY_PORT" "$dir" \
+    | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/standby.log" -w start >/dev/null
+
+# Changes after the base backup reach the standby only as WAL.
+P -d idx_standby <<'SQL'
+INSERT INTO items SELECT i, (SELECT array_agg(cos(i * 0.3 + d) * 5) FROM generate_series(1, 8) d)::embedding
+FROM generate_series(4001, 6000) i;
+DELETE FROM items WHERE id % 5 = 0;
+VACUUM items;
+CREATE INDEX items_cos ON items USING synthivf (emb embedding_cosine_ops) WITH (lists = 8);
+SQL
+lsn=$(P -d idx_standby -tA -c "SELECT pg_current_wal_lsn()")
+for _ in $(seq 1 60); do
+    done=$(S -d idx_standby -tA -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null || echo f)
+    [ "$done" = t ] && break
+    sleep 1
+done
+[ "$done" = t ] || fail "the standby did not replay up to $lsn in 60 s"
+
+S -d idx_standby -tA -c "SELECT pg_is_in_recovery()" | grep -qx t || fail "not a standby"
+queries=$(cat <<'SQL'
+SET enable_seqscan = off;
+SET synthsearch.nprobe = 4;
+SELECT string_agg(id::text, ',') FROM (SELECT id FROM items ORDER BY emb <-> (SELECT emb FROM items WHERE id = 4321) LIMIT 10) s;
+SELECT string_agg(id::text, ',') FROM (SELECT id FROM items ORDER BY emb <=> '[1,0,0,0,0,0,0,1]' LIMIT 10) s;
+SELECT string_agg(id::text, ',') FROM (SELECT id FROM items WHERE id % 7 = 1 ORDER BY emb <-> '[0,0,0,0,0,0,0,0]' LIMIT 10) s;
+SELECT count(*) FROM (SELECT id FROM items ORDER BY emb <-> '[1,1,1,1,1,1,1,1]' LIMIT 100000) s;
+SQL
+)
+a=$(P -d idx_standby -tA <<<"$queries")
+b=$(S -d idx_standby -tA <<<"$queries")
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "answers differ: primary [$a], standby [$b]"
+echo "$a" | tail -1 | grep -qx 4800 || fail "expected 4800 rows through the index, got $(echo "$a" | tail -1)"
+# Locks above RowExclusiveLock are refused during recovery: check the index alone there.
+S -d idx_standby -tA -c "SELECT live_rows FROM synth_index_check('items_emb', heap => false)" | grep -qx 4800 \
+    || fail "standby index check"
+S -d idx_standby -tA -c "SELECT live_rows FROM synth_index_check('items_cos', heap => false)" | grep -qx 4800 \
+    || fail "standby cosine index check"
+as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+P -d postgres -c "DROP DATABASE idx_standby"
