@@ -270,7 +270,10 @@ mod tests {
         while !km.is_done() {
             km.step();
             steps += 1;
-            assert!(steps <= km.total_steps(), "k-means with k = 1 does not finish");
+            assert!(
+                steps <= km.total_steps(),
+                "k-means with k = 1 does not finish"
+            );
         }
         assert_eq!(km.centroids(), &[1.0, 1.0]);
     }
