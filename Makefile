@@ -32,10 +32,10 @@ install: setup
 	cargo pgrx install --release --pg-config $(PG_CONFIG)
 
 demo: install
-	@bash scripts/cluster.sh start $(DEMO_DIR) $(DEMO_PORT)
+	@bash scripts/cluster.sh start $(DEMO_DIR) $(DEMO_PORT) "shared_preload_libraries = 'synthsearch'"
 	@psql -X -q "$$($(MAKE) -s dsn dbname=postgres)" -c "SELECT 1 FROM pg_database WHERE datname = 'synthsearch'" -tA | grep -q 1 \
 		|| createdb -h localhost -p $(DEMO_PORT) -U postgres synthsearch
-	@psql -X "$$($(MAKE) -s dsn)" -v ON_ERROR_STOP=1 -f scripts/demo.sql
+	@DEMO_PORT=$(DEMO_PORT) DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh
 	@echo
 	@echo "The demo cluster is running: psql \"\$$(make -s dsn)\"; make stop stops it."
 

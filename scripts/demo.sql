@@ -1,24 +1,24 @@
--- The demo session: the embedding type at work on a small catalog of made-up products.
+-- The demo session, part 1: the extension, a generated catalog of products with known attributes,
+-- imported from the Fashion-IQ layout it is written in. Run by scripts/demo.sh.
 \pset footer off
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS synthsearch;
 SELECT libtorch_version, device, threads FROM synth_torch_info();
 
-DROP TABLE IF EXISTS demo_products;
-CREATE TABLE demo_products (id int PRIMARY KEY, name text, emb embedding(3));
-INSERT INTO demo_products VALUES
-    (1, 'black leather jacket', '[0.9, 0.1, 0.8]'),
-    (2, 'black denim jacket',   '[0.9, 0.6, 0.2]'),
-    (3, 'red silk dress',       '[0.1, 0.9, 0.1]'),
-    (4, 'white cotton shirt',   '[0.0, 0.2, 0.1]'),
-    (5, 'brown leather boots',  '[0.6, 0.1, 0.9]');
-
-\echo 'Nearest to a black leather look, by L2 (<->), cosine (<=>) and inner product (<#>):'
-SELECT id, name, round((emb <-> '[1, 0, 1]')::numeric, 3) AS l2,
-       round((emb <=> '[1, 0, 1]')::numeric, 3) AS cosine,
-       round((emb <#> '[1, 0, 1]')::numeric, 3) AS neg_inner
-FROM demo_products ORDER BY emb <-> '[1, 0, 1]' LIMIT 3;
-
-\echo 'The centre of the jackets, and each product''s distance to it:'
-SELECT avg(emb) AS jacket_centre FROM demo_products WHERE name LIKE '%jacket';
-SELECT name, round((emb <-> (SELECT avg(emb) FROM demo_products WHERE name LIKE '%jacket'))::numeric, 3) AS d
-FROM demo_products ORDER BY d;
+-- The catalog is written by the server, next to its data directory, and imported once.
+SELECT NOT EXISTS (SELECT FROM pg_tables WHERE tablename = 'demo_products') AS need_catalog \gset
+\if :need_catalog
+\echo 'Generating a catalog of' :products 'products and importing it...'
+SELECT current_setting('data_directory') || '/../catalog' AS catalog_dir \gset
+SELECT * FROM synth_generate_catalog(:'catalog_dir', :products, 42, 64);
+SELECT * FROM synth_import_fashioniq(:'catalog_dir', 'demo_products', 'demo_pairs');
+\endif
+SELECT count(*) AS products, count(*) FILTER (WHERE split = 'train') AS train,
+       (SELECT count(*) FROM demo_pairs) AS pairs
+FROM demo_products;
+\echo 'A few products and their attributes:'
+SELECT id, attributes->>'colour' AS colour, attributes->>'pattern' AS pattern, attributes->>'material' AS material,
+       attributes->>'sleeve' AS sleeve, attributes->>'neckline' AS neckline, attributes->>'hem' AS hem
+FROM demo_products ORDER BY id LIMIT 3;
+\echo 'Training pairs: a product, a wish in words, and the product that fulfils it:'
+SELECT source, target, caption FROM demo_pairs WHERE split = 'train' ORDER BY source LIMIT 3;

@@ -30,6 +30,9 @@ pub struct TrainOptions {
     pub eval_every: u64,
     /// Validation pairs used for Recall@K (0: all).
     pub eval_queries: usize,
+    /// End the GAN stage early once the run has trained this many seconds (0: no limit); the job
+    /// then evaluates and stores the model as usual. Keeps a demo within its time on a slow CPU.
+    pub max_seconds: u64,
     /// libtorch threads and device of the worker (default: the caller's settings).
     pub threads: i32,
     pub device: String,
@@ -67,6 +70,7 @@ impl TrainOptions {
             checkpoint_every: 100,
             eval_every: 0,
             eval_queries: 500,
+            max_seconds: 0,
             threads,
             device: device.into(),
             encoder: EncoderConfig::default(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
-use synthsearch_model::{EvalReport, Model, ModelInit, Trainer, evaluate};
+use synthsearch_model::{EvalReport, Model, ModelInit, Stage, Trainer, evaluate};
 
 use super::data;
 use super::jobs::{LOCK_KEY, WorkerArgs, lock_id};
@@ -356,7 +356,7 @@ fn save_checkpoint(job: i64, trainer: &Trainer) -> Result<(), String> {
 
 /// Steps until done, a cancel, or a shutdown.
 fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome, String> {
-    let total = trainer.total_steps();
+    let mut total = trainer.total_steps();
     let first = trainer.steps_done();
     let train_pairs = trainer.data().train.len().max(1) as f64;
     let batch = trainer.config().batch_size as f64;
@@ -424,6 +424,19 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         }
         if done {
             break;
+        }
+        if opts.max_seconds > 0
+            && trainer.stage() == Stage::Gan
+            && started.elapsed().as_secs() >= opts.max_seconds
+        {
+            // Out of time: the GAN stage ends here (the next pass writes the final progress).
+            let encoder_steps = trainer.config().encoder_steps;
+            trainer.set_gan_steps(step - encoder_steps);
+            total = trainer.total_steps();
+            pgrx::log!(
+                "synthsearch: training job {job} reached max_seconds; the GAN stage ends at step {step}"
+            );
+            continue;
         }
         let report = trainer
             .step()

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make demo`: a generated catalog imported into the demo cluster, a model trained in the
+# background worker with its progress on screen, the headline queries, and an HTML page of what the
+# engine understood. Re-running it reuses the catalog and the trained model.
+#   DEMO_PRODUCTS   products in the catalog (default 3000)
+#   DEMO_MINUTES    the most minutes training may take on this machine (default 8)
+#   DEMO_RETRAIN=1  train again even if a demo model exists
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
+port=${DEMO_PORT:-54329}
+dir=${DEMO_DIR:-$PWD/.synth/demo}
+products=${DEMO_PRODUCTS:-3000}
+minutes=${DEMO_MINUTES:-8}
+threads=$(nproc)
+psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$port" -U postgres -d synthsearch "$@"; }
+q() { psql -tA -c "$1"; }
+
+psql -v products="$products" -f scripts/demo.sql
+
+# The model: small enough to train on a laptop CPU in minutes (32x32 images, narrow networks).
+options=$(cat <<JSON
+{"name": "demo", "activate": true, "threads": $threads, "image_size": 32, "embed_dim": 32,
+ "encoder_width": 8, "generator_width": 16, "batch": 32, "encoder_steps": 600, "gan_steps": 1400,
+ "encoder": {"text": {"buckets": 4096, "dim": 32}, "compose_hidden": 64}, "generator": {"cond_dim": 64},
+ "checkpoint_every": 200, "eval_queries": 300, "max_seconds": $((minutes * 60))}
+JSON
+)
+job=$(q "SELECT job FROM synth_jobs WHERE model = 'demo' AND state IN ('queued', 'running', 'cancelling') ORDER BY job DESC LIMIT 1")
+trained=$(q "SELECT count(*) FROM synth_models WHERE name = 'demo'")
+if [ -z "$job" ] && { [ "$trained" = 0 ] || [ "${DEMO_RETRAIN:-0}" = 1 ]; }; then
+    job=$(q "SELECT synth_train('demo_products', 'demo_pairs', '$options')")
+    echo
+    echo "Training job $job started in a background worker: SELECT * FROM synth_jobs WHERE job = $job;"
+fi
+if [ -n "$job" ]; then
+    last=""
+    while :; do
+        line=$(q "SELECT format('job %s %-9s step %s/%s (%s%%) %-7s %s steps/s, %s left  %s', job, state, step, total_steps,
+                    coalesce(progress, 0), coalesce(stage, ''), coalesce(steps_per_second, 0), coalesce(time_left::text, '-'),
+                    (SELECT string_agg(format('%s=%s', key, round(value::numeric, 3)), ' ' ORDER BY key)
+                     FROM jsonb_each_text(losses)))
+                  FROM synth_jobs WHERE job = $job")
+        state=$(q "SELECT state FROM synth_jobs WHERE job = $job")
+        [ "$line" != "$last" ] && echo "$line"
+        last=$line
+        case "$state" in
+        succeeded) break ;;
+        failed | cancelled)
+            echo "training job $job $state: $(q "SELECT error FROM synth_jobs WHERE job = $job")" >&2
+            exit 1
+            ;;
+        esac
+        sleep 5
+    done
+    echo "Recall@K on the held-out pairs (SynthTriplet GAN and the baselines):"
+    psql -c "SELECT method, r.key::int AS k, r.value::numeric AS recall
+             FROM synth_jobs j, jsonb_each(j.recall->'recall') m(method, ks), jsonb_each_text(m.ks) r
+             WHERE j.job = $job ORDER BY method, k"
+fi
+
+mkdir -p "$dir"
+html=$dir/index.html
+psql -v html="$html" -f scripts/demo_queries.sql
+echo
+echo "The page of what the engine understood: $html"

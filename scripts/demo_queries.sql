@@ -1,0 +1,88 @@
+-- The demo session, part 3: the catalog embedded by the trained model, the headline queries, and
+-- an HTML page of what the engine understood. Run by scripts/demo.sh with -v html=FILE.
+\pset footer off
+SET client_min_messages = warning;
+
+\echo 'Embedding the catalog with the model''s encoder...'
+ALTER TABLE demo_products ADD COLUMN IF NOT EXISTS emb embedding;
+UPDATE demo_products SET emb = synth_encode(img);
+
+-- The queries: a reference product (or none) and a wish in words.
+DROP TABLE IF EXISTS demo_queries;
+CREATE TABLE demo_queries (n int PRIMARY KEY, reference text, wish text NOT NULL);
+INSERT INTO demo_queries VALUES
+    (1, NULL, 'in black leather'),
+    (2, (SELECT id FROM demo_products WHERE category = 'dress' AND attributes->>'colour' = 'white'
+         AND attributes->>'material' = 'plain' ORDER BY id LIMIT 1), 'in black leather'),
+    (3, (SELECT id FROM demo_products WHERE category = 'shirt' AND attributes->>'pattern' = 'stripes'
+         ORDER BY id LIMIT 1), 'is solid red');
+
+-- Each query is synthesized once (the GAN runs once per query, never per row).
+CREATE TEMP TABLE q AS
+SELECT n, reference, wish,
+       CASE WHEN reference IS NULL THEN wish::synthquery
+            ELSE synth_query((SELECT img FROM demo_products WHERE id = reference), wish) END AS query,
+       CASE WHEN reference IS NOT NULL
+            THEN synth_generate((SELECT img FROM demo_products WHERE id = reference), wish) END AS generated
+FROM demo_queries;
+
+CREATE TEMP TABLE hits AS
+SELECT q.n, h.rank, h.id, h.category, h.attributes, h.img, h.distance
+FROM q CROSS JOIN LATERAL (
+    SELECT p.id, p.category, p.attributes, p.img, p.emb <-> q.query AS distance,
+           row_number() OVER (ORDER BY p.emb <-> q.query) AS rank
+    FROM demo_products p ORDER BY p.emb <-> q.query LIMIT 10) h;
+
+\echo
+\echo 'Text only: "in black leather"'
+SELECT rank, id, attributes->>'colour' AS colour, attributes->>'material' AS material,
+       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve, round(distance::numeric, 3) AS distance
+FROM hits WHERE n = 1 ORDER BY rank;
+\echo 'Image + text: a white cotton dress, "in black leather"'
+SELECT d.reference, r.attributes->>'colour' AS colour, r.attributes->>'material' AS material,
+       r.attributes->>'pattern' AS pattern, r.attributes->>'sleeve' AS sleeve
+FROM demo_queries d JOIN demo_products r ON r.id = d.reference WHERE d.n = 2;
+SELECT rank, id, category, attributes->>'colour' AS colour, attributes->>'material' AS material,
+       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve, round(distance::numeric, 3) AS distance
+FROM hits WHERE n = 2 ORDER BY rank;
+\echo 'Image + text: a striped shirt, "is solid red"'
+SELECT rank, id, category, attributes->>'colour' AS colour, attributes->>'material' AS material,
+       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve, round(distance::numeric, 3) AS distance
+FROM hits WHERE n = 3 ORDER BY rank;
+\echo 'The same query the way a user writes it (the planner inlines synth_distance into emb <-> query):'
+SELECT id, attributes->>'colour' AS colour, attributes->>'material' AS material
+FROM demo_products
+ORDER BY synth_distance(emb, synth_query((SELECT img FROM demo_products WHERE id = (SELECT reference FROM demo_queries WHERE n = 2)), 'in black leather'))
+LIMIT 3;
+
+-- The page: for each query the reference image, the wish, the synthesized image and the top 10.
+CREATE FUNCTION pg_temp.img(b bytea, title text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN b IS NULL THEN '<div class="none">none</div>'
+           ELSE format('<img src="data:image/png;base64,%s" title="%s">',
+                       translate(encode(b, 'base64'), E'\n', ''), title) END $$;
+\pset format unaligned
+\pset tuples_only on
+\o :html
+SELECT '<!doctype html><meta charset="utf-8"><title>synthsearch demo</title><style>'
+    || 'body{font-family:sans-serif;margin:2em;background:#fafafa}section{margin-bottom:2em}'
+    || 'img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc;background:#fff}'
+    || '.row{display:flex;gap:8px;align-items:flex-start}.hit{text-align:center;font-size:11px;width:100px}'
+    || '.none{width:96px;height:96px;border:1px dashed #ccc;display:flex;align-items:center;justify-content:center;color:#999}'
+    || '.q{display:flex;gap:24px;align-items:center;margin:.5em 0}</style>'
+    || '<h1>synthsearch: what the engine understood</h1>'
+    || format('<p>Model %s (version %s), %s products.</p>',
+              (SELECT name FROM synth_models WHERE active), (SELECT version FROM synth_models WHERE active),
+              (SELECT count(*) FROM demo_products))
+    || string_agg(
+        format('<section><h2>%s. %s &ldquo;%s&rdquo;</h2><div class="q"><div>reference<br>%s</div>'
+               '<div>wish<br><b>%s</b></div><div>synthesized<br>%s</div></div><div class="row">%s</div></section>',
+               q.n, CASE WHEN q.reference IS NULL THEN 'Text only:' ELSE 'Image + text:' END, q.wish,
+               pg_temp.img((SELECT img FROM demo_products WHERE id = q.reference), coalesce(q.reference, '')),
+               q.wish, pg_temp.img(q.generated, 'generated'),
+               (SELECT string_agg(format('<div class="hit">%s<br>%s. %s<br>%s %s %s</div>',
+                        pg_temp.img(h.img, h.id), h.rank, h.id, h.attributes->>'colour', h.attributes->>'pattern',
+                        h.attributes->>'material'), '' ORDER BY h.rank)
+                FROM hits h WHERE h.n = q.n)),
+        '' ORDER BY q.n)
+FROM q;
+\o
