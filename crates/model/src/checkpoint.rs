@@ -116,7 +116,12 @@ pub fn read(bytes: &[u8]) -> Result<(Header, HashMap<String, &[u8]>)> {
     let hend = 20usize
         .checked_add(usize::try_from(hlen).unwrap_or(usize::MAX))
         .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| corrupt(format!("header length {hlen} runs past the end ({} bytes)", bytes.len())))?;
+        .ok_or_else(|| {
+            corrupt(format!(
+                "header length {hlen} runs past the end ({} bytes)",
+                bytes.len()
+            ))
+        })?;
     let header: Header = serde_json::from_slice(&bytes[20..hend])
         .map_err(|e| corrupt(format!("header is not valid: {e}")))?;
     let mut sections = HashMap::new();
@@ -148,14 +153,38 @@ pub fn tensors_to_bytes(named: &[(String, Tensor)]) -> Result<Vec<u8>> {
         .iter()
         .map(|(n, t)| (n.clone(), t.to_device(Device::Cpu)))
         .collect();
-    let mut out = Vec::new();
-    Tensor::f_save_multi_to_stream(&cpu, &mut out)?;
+    // libtorch wants a 'static writer: share the buffer and take it back afterwards.
+    let buf = SharedBuf::default();
+    Tensor::save_multi_to_stream(&cpu, buf.clone())?;
+    let out = std::mem::take(&mut *buf.0.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(out)
 }
 
-pub fn tensors_from_bytes(bytes: &[u8], device: Device, section: &str) -> Result<HashMap<String, Tensor>> {
-    let named = Tensor::f_load_multi_from_stream_with_device(Cursor::new(bytes), device)
-        .map_err(|e| ModelError::Corrupt(format!("section {section:?} is not a tensor archive: {e}")))?;
+#[derive(Clone, Default)]
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn tensors_from_bytes(
+    bytes: &[u8],
+    device: Device,
+    section: &str,
+) -> Result<HashMap<String, Tensor>> {
+    let named = Tensor::load_multi_from_stream_with_device(Cursor::new(bytes.to_vec()), device)
+        .map_err(|e| {
+            ModelError::Corrupt(format!("section {section:?} is not a tensor archive: {e}"))
+        })?;
     Ok(named.into_iter().collect())
 }
 

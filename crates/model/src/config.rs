@@ -89,9 +89,9 @@ impl Default for GeneratorConfig {
     fn default() -> Self {
         GeneratorConfig {
             noise_dim: 16,
-            width: 32,
+            width: 12,
             cond_dim: 128,
-            critic_width: 16,
+            critic_width: 8,
         }
     }
 }
@@ -109,10 +109,17 @@ impl EncoderConfig {
         let s = self.image_size;
         check(
             (MIN_IMAGE_SIZE..=MAX_IMAGE_SIZE).contains(&s) && (s as u64).is_power_of_two(),
-            || format!("image_size must be a power of two in {MIN_IMAGE_SIZE}..={MAX_IMAGE_SIZE}, not {s}"),
+            || {
+                format!(
+                    "image_size must be a power of two in {MIN_IMAGE_SIZE}..={MAX_IMAGE_SIZE}, not {s}"
+                )
+            },
         )?;
         check((1..=MAX_EMBED_DIM).contains(&self.embed_dim), || {
-            format!("embed_dim must be in 1..={MAX_EMBED_DIM}, not {}", self.embed_dim)
+            format!(
+                "embed_dim must be in 1..={MAX_EMBED_DIM}, not {}",
+                self.embed_dim
+            )
         })?;
         if let EncoderKind::Cnn { width } = self.kind {
             check((1..=512).contains(&width), || {
@@ -120,7 +127,10 @@ impl EncoderConfig {
             })?;
         }
         check((1..=4096).contains(&self.compose_hidden), || {
-            format!("compose_hidden must be in 1..=4096, not {}", self.compose_hidden)
+            format!(
+                "compose_hidden must be in 1..=4096, not {}",
+                self.compose_hidden
+            )
         })?;
         self.text.validate()
     }
@@ -129,14 +139,22 @@ impl EncoderConfig {
 impl TextConfig {
     pub fn validate(&self) -> Result<()> {
         check((16..=(1 << 24)).contains(&self.buckets), || {
-            format!("text buckets must be in 16..=16777216, not {}", self.buckets)
+            format!(
+                "text buckets must be in 16..=16777216, not {}",
+                self.buckets
+            )
         })?;
         check((1..=4096).contains(&self.dim), || {
             format!("text dim must be in 1..=4096, not {}", self.dim)
         })?;
         check(
             self.min_n >= 1 && self.min_n <= self.max_n && self.max_n <= 16,
-            || format!("character n-gram range {}..={} is invalid", self.min_n, self.max_n),
+            || {
+                format!(
+                    "character n-gram range {}..={} is invalid",
+                    self.min_n, self.max_n
+                )
+            },
         )?;
         if let Some(d) = self.pretrained_dim {
             check((1..=4096).contains(&d), || {
@@ -201,6 +219,10 @@ pub struct TrainConfig {
     pub triplet_margin: f64,
     /// Pixel L1 between generated and target images (pix2pix-style); 0 turns it off.
     pub l1_weight: f64,
+    /// In-batch contrastive loss on E(G(source, text)) against every target of the batch (the
+    /// triplet loss generalized to all negatives; not in the seed, 0 turns it off).
+    #[serde(default)]
+    pub contrastive_weight: f64,
     /// Fraction of samples trained without the image condition (text-only mode).
     pub text_only_prob: f64,
     /// Softmax temperature of the stage-1 contrastive loss.
@@ -223,8 +245,9 @@ impl Default for TrainConfig {
             n_critic: 1,
             adv_weight: 0.05,
             triplet_weight: 1.0,
-            triplet_margin: 0.2,
+            triplet_margin: 0.5,
             l1_weight: 5.0,
+            contrastive_weight: 1.0,
             text_only_prob: 0.1,
             temperature: 0.1,
         }
@@ -252,6 +275,7 @@ impl TrainConfig {
             ("triplet_weight", self.triplet_weight),
             ("triplet_margin", self.triplet_margin),
             ("l1_weight", self.l1_weight),
+            ("contrastive_weight", self.contrastive_weight),
         ] {
             check(v.is_finite() && v >= 0.0, || {
                 format!("{name} must be zero or positive, not {v}")

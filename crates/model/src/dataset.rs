@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use synthsearch_data::image_io::DecodeLimits;
 use synthsearch_data::image_io::to_chw;
-use synthsearch_data::{Catalog, Category, Split};
+use synthsearch_data::{Catalog, Split, fashioniq};
 use tch::{Kind, Tensor};
 
 use crate::error::{ModelError, Result};
@@ -33,7 +34,8 @@ impl PairRef {
 pub struct Dataset {
     pub image_size: usize,
     pub ids: Vec<String>,
-    pub categories: Vec<Category>,
+    /// Category name per image ("dress", "shirt", "toptee" in Fashion-IQ).
+    pub categories: Vec<String>,
     pub splits: Vec<Split>,
     /// `[N,3,S,S]` on the CPU, in [-1,1].
     pub images: Tensor,
@@ -48,10 +50,16 @@ impl Dataset {
         let per = 3 * image_size * image_size;
         let mut flat = vec![0f32; catalog.products.len() * per];
         // Rendering is the slow part: split it over the cores.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
         let chunk = catalog.products.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
-            for (products, out) in catalog.products.chunks(chunk).zip(flat.chunks_mut(chunk * per)) {
+            for (products, out) in catalog
+                .products
+                .chunks(chunk)
+                .zip(flat.chunks_mut(chunk * per))
+            {
                 scope.spawn(move || {
                     for (p, o) in products.iter().zip(out.chunks_mut(per)) {
                         o.copy_from_slice(&to_chw(&p.render(s), s));
@@ -62,13 +70,80 @@ impl Dataset {
         let records = catalog
             .products
             .iter()
-            .map(|p| (p.id.clone(), p.category, p.split))
+            .map(|p| (p.id.clone(), p.category.name().to_string(), p.split))
             .collect();
         let pairs = catalog
             .pairs
             .iter()
-            .map(|p| (p.candidate.clone(), p.target.clone(), p.captions.clone(), p.split))
+            .map(|p| {
+                (
+                    p.candidate.clone(),
+                    p.target.clone(),
+                    p.captions.clone(),
+                    p.split,
+                )
+            })
             .collect::<Vec<_>>();
+        Self::assemble(image_size, records, flat, &pairs)
+    }
+
+    /// Reads a data set in the Fashion-IQ layout (ours or the real one), decoding every image of
+    /// every split under the default limits and resizing it to `image_size`.
+    pub fn from_fashioniq(dir: &std::path::Path, image_size: usize) -> Result<Dataset> {
+        let fiq = fashioniq::read(dir).map_err(|e| ModelError::Data(e.to_string()))?;
+        let mut records = Vec::new();
+        for ((category, split), ids) in &fiq.splits {
+            for id in ids {
+                records.push((id.clone(), category.clone(), *split));
+            }
+        }
+        let per = 3 * image_size * image_size;
+        let mut flat = vec![0f32; records.len() * per];
+        let limits = DecodeLimits::default();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let chunk = records.len().div_ceil(threads).max(1);
+        let s = image_size as u32;
+        let errors: Vec<ModelError> = std::thread::scope(|scope| {
+            let handles: Vec<_> = records
+                .chunks(chunk)
+                .zip(flat.chunks_mut(chunk * per))
+                .map(|(recs, out)| {
+                    let fiq = &fiq;
+                    scope.spawn(move || -> Result<()> {
+                        for (r, o) in recs.iter().zip(out.chunks_mut(per)) {
+                            let img = fiq
+                                .load_image(&r.0, &limits)
+                                .map_err(|e| ModelError::Data(e.to_string()))?;
+                            o.copy_from_slice(&to_chw(&img, s));
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok().and_then(|r| r.err()))
+                .collect()
+        });
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        let pairs: Vec<(String, String, [String; 2], Split)> = fiq
+            .triplets
+            .iter()
+            .map(|t| {
+                let first = t.captions.first().cloned().unwrap_or_default();
+                let second = t.captions.get(1).cloned().unwrap_or_else(|| first.clone());
+                (
+                    t.candidate.clone(),
+                    t.target.clone(),
+                    [first, second],
+                    t.split,
+                )
+            })
+            .collect();
         Self::assemble(image_size, records, flat, &pairs)
     }
 
@@ -76,7 +151,7 @@ impl Dataset {
     /// `(candidate, target, captions, split)` per pair.
     pub fn assemble(
         image_size: usize,
-        records: Vec<(String, Category, Split)>,
+        records: Vec<(String, String, Split)>,
         chw: Vec<f32>,
         pairs: &[(String, String, [String; 2], Split)],
     ) -> Result<Dataset> {
@@ -117,8 +192,10 @@ impl Dataset {
             return Err(ModelError::Data("no training pairs".into()));
         }
         let s = image_size as i64;
-        let images = Tensor::from_slice(&chw).view([n as i64, 3, s, s]).to_kind(Kind::Float);
-        let (ids, rest): (Vec<String>, Vec<(Category, Split)>) =
+        let images = Tensor::from_slice(&chw)
+            .view([n as i64, 3, s, s])
+            .to_kind(Kind::Float);
+        let (ids, rest): (Vec<String>, Vec<(String, Split)>) =
             records.into_iter().map(|(id, c, sp)| (id, (c, sp))).unzip();
         let (categories, splits) = rest.into_iter().unzip();
         Ok(Dataset {
@@ -147,11 +224,11 @@ impl Dataset {
     }
 
     /// The evaluation gallery: per category, the indices of the images in `split`.
-    pub fn gallery(&self, split: Split) -> HashMap<Category, Vec<usize>> {
-        let mut g: HashMap<Category, Vec<usize>> = HashMap::new();
+    pub fn gallery(&self, split: Split) -> HashMap<String, Vec<usize>> {
+        let mut g: HashMap<String, Vec<usize>> = HashMap::new();
         for i in 0..self.len() {
             if self.splits[i] == split {
-                g.entry(self.categories[i]).or_default().push(i);
+                g.entry(self.categories[i].clone()).or_default().push(i);
             }
         }
         g

@@ -133,12 +133,20 @@ fn queries(
         let flat: Vec<f32> = emb.iter().flatten().copied().collect();
         let es = Tensor::from_slice(&flat).view([b, d]).to_device(dev);
         let with_image = matches!(method, Method::Composition | Method::Gan);
-        let has = Tensor::full([b, 1], if with_image { 1.0 } else { 0.0 }, (Kind::Float, dev));
+        let has = Tensor::full(
+            [b, 1],
+            if with_image { 1.0 } else { 0.0 },
+            (Kind::Float, dev),
+        );
         let texts: Vec<Vec<String>> = chunk.iter().map(PairRef::joined).collect();
         let q = tch::no_grad(|| -> Result<Tensor> {
             Ok(match method {
                 Method::TextOnly | Method::Composition => model.compose_tensor(&es, &has, &texts),
-                _ => model.generate_tensor(&es, &has, &texts, &model.noise(chunk.len(), None))?.1,
+                _ => {
+                    model
+                        .generate_tensor(&es, &has, &texts, &model.noise(chunk.len(), None))?
+                        .1
+                }
             })
         })?;
         out.extend(to_rows(&q)?);
@@ -155,7 +163,7 @@ pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<Eva
     let gallery = data.gallery(Split::Val);
     let mut gallery_emb = std::collections::HashMap::new();
     for (cat, idx) in &gallery {
-        gallery_emb.insert(*cat, (idx.clone(), embed(model, data, idx)?));
+        gallery_emb.insert(cat.clone(), (idx.clone(), embed(model, data, idx)?));
     }
     let sources: Vec<usize> = pairs.iter().map(|p| p.candidate).collect();
     let source_emb = embed(model, data, &sources)?;
@@ -166,7 +174,9 @@ pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<Eva
         let mut hits = [0usize; KS.len()];
         gallery_total = 0;
         for (p, qv) in pairs.iter().zip(&q) {
-            let (idx, emb) = &gallery_emb[&data.categories[p.candidate]];
+            let Some((idx, emb)) = gallery_emb.get(&data.categories[p.candidate]) else {
+                continue;
+            };
             let dist = |e: &[f32]| synthsearch_vector::distance::l2_distance(qv, e);
             let target = idx.iter().position(|&i| i == p.target);
             let Some(t) = target else { continue };
@@ -187,7 +197,11 @@ pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<Eva
         let n = pairs.len().max(1) as f64;
         methods.push(MethodRecall {
             method,
-            recall: KS.iter().zip(hits).map(|(&k, h)| (k, h as f64 / n)).collect(),
+            recall: KS
+                .iter()
+                .zip(hits)
+                .map(|(&k, h)| (k, h as f64 / n))
+                .collect(),
         });
     }
     Ok(EvalReport {

@@ -279,7 +279,11 @@ impl Model {
     pub(crate) fn from_bytes_full(
         bytes: &[u8],
         device: Device,
-    ) -> Result<(Model, Header, Option<std::collections::HashMap<String, Tensor>>)> {
+    ) -> Result<(
+        Model,
+        Header,
+        Option<std::collections::HashMap<String, Tensor>>,
+    )> {
         let (header, sections) = checkpoint::read(bytes)?;
         header.encoder.config.validate()?;
         header.generator.config.validate()?;
@@ -312,8 +316,8 @@ impl Model {
                     .split('\n')
                     .map(str::to_string)
                     .collect();
-                let table = enc_tensors.get("text/pretrained").ok_or_else(|| {
-                    ModelError::Mismatch("section \"encoder\" lacks text/pretrained".into())
+                let table = enc_tensors.get("text.pretrained").ok_or_else(|| {
+                    ModelError::Mismatch("section \"encoder\" lacks text.pretrained".into())
                 })?;
                 if table.size() != [words.len() as i64 + 1, dim] {
                     return Err(ModelError::Mismatch(format!(
@@ -323,7 +327,10 @@ impl Model {
                     )));
                 }
                 let values = Vec::<f32>::try_from(
-                    &table.to_device(Device::Cpu).narrow(0, 1, words.len() as i64).flatten(0, -1),
+                    &table
+                        .to_device(Device::Cpu)
+                        .narrow(0, 1, words.len() as i64)
+                        .flatten(0, -1),
                 )?;
                 Some(WordVectors::new(dim as usize, words, values)?)
             }
@@ -427,12 +434,19 @@ impl Model {
             .view([n as i64, 3, s as i64, s as i64])
             .to_device(self.device);
         let e = tch::no_grad(|| self.encode_tensor(&x))?;
-        Ok(Vec::<f32>::try_from(&e.to_device(Device::Cpu).flatten(0, -1))?)
+        Ok(Vec::<f32>::try_from(
+            &e.to_device(Device::Cpu).flatten(0, -1),
+        )?)
     }
 
     /// Text features for a batch of word lists.
     pub(crate) fn text_features(&self, texts: &[Vec<String>]) -> Tensor {
-        let batch = TextBatch::new(&self.enc_cfg.text, self.vectors.as_ref(), texts, self.device);
+        let batch = TextBatch::new(
+            &self.enc_cfg.text,
+            self.vectors.as_ref(),
+            texts,
+            self.device,
+        );
         self.text.forward(&batch)
     }
 
@@ -442,7 +456,10 @@ impl Model {
             Reference::None => (Tensor::zeros([1, d], (Kind::Float, self.device)), 0.0f32),
             Reference::Image(chw) => {
                 let v = self.encode_images(chw, 1)?;
-                (Tensor::from_slice(&v).view([1, d]).to_device(self.device), 1.0)
+                (
+                    Tensor::from_slice(&v).view([1, d]).to_device(self.device),
+                    1.0,
+                )
             }
             Reference::Embedding(v) => {
                 if v.len() != d as usize {
@@ -457,7 +474,12 @@ impl Model {
                 (crate::nets::l2_normalize(&t), 1.0)
             }
         };
-        Ok((e, Tensor::from_slice(&[has]).view([1, 1]).to_device(self.device)))
+        Ok((
+            e,
+            Tensor::from_slice(&[has])
+                .view([1, 1])
+                .to_device(self.device),
+        ))
     }
 
     /// The composition baseline: an embedding for (reference, text) without the GAN.
@@ -468,7 +490,9 @@ impl Model {
             let t = self.text_features(&[words]);
             self.composer.forward(&e, &has, &t)
         });
-        Ok(Vec::<f32>::try_from(&q.to_device(Device::Cpu).flatten(0, -1))?)
+        Ok(Vec::<f32>::try_from(
+            &q.to_device(Device::Cpu).flatten(0, -1),
+        )?)
     }
 
     /// Synthesizes the image the shopper means and embeds it. `seed` draws the noise; `None`
@@ -509,7 +533,12 @@ impl Model {
     }
 
     /// Composition for a batch (evaluation).
-    pub fn compose_tensor(&self, e_src: &Tensor, has_image: &Tensor, texts: &[Vec<String>]) -> Tensor {
+    pub fn compose_tensor(
+        &self,
+        e_src: &Tensor,
+        has_image: &Tensor,
+        texts: &[Vec<String>],
+    ) -> Tensor {
         let t = self.text_features(texts);
         self.composer.forward(e_src, has_image, &t)
     }
@@ -529,7 +558,9 @@ impl Model {
                         ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
                     })
                     .collect();
-                Tensor::from_slice(&v).view([n as i64, nd]).to_device(self.device)
+                Tensor::from_slice(&v)
+                    .view([n as i64, nd])
+                    .to_device(self.device)
             }
         }
     }

@@ -4,7 +4,7 @@
 use tch::nn::{self, Module};
 use tch::{CModule, Device, Kind, Tensor};
 
-use crate::config::{EncoderConfig, EncoderKind, GeneratorConfig, TextConfig};
+use crate::config::{EncoderConfig, GeneratorConfig, TextConfig};
 use crate::error::{ModelError, Result};
 use crate::text::{WordVectors, subword_ids};
 
@@ -24,7 +24,10 @@ fn lrelu(x: &Tensor) -> Tensor {
 }
 
 fn groups(channels: i64) -> i64 {
-    [8, 4, 2].into_iter().find(|g| channels % g == 0).unwrap_or(1)
+    [8, 4, 2]
+        .into_iter()
+        .find(|g| channels % g == 0)
+        .unwrap_or(1)
 }
 
 fn down_levels(image_size: i64) -> usize {
@@ -46,24 +49,23 @@ fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, pad: i64) -> nn::
     )
 }
 
-/// The CNN image encoder trained here: `[B,3,S,S]` in [-1,1] -> `[B,D]` unit vectors.
+/// The CNN image encoder trained here: `[B,3,S,S]` in [-1,1] -> `[B,D]` unit vectors. Strided
+/// 4x4 convolutions halve the side down to 4x4 (`enc/d1`, `enc/d2`, ...), then `enc/fc`. Kept
+/// small on purpose: it must train in minutes on two CPU cores.
 #[derive(Debug)]
 pub struct CnnEncoder {
-    c1: nn::Conv2D,
     downs: Vec<(nn::Conv2D, nn::GroupNorm)>,
     fc: nn::Linear,
 }
 
 impl CnnEncoder {
     pub fn new(p: &nn::Path, width: i64, image_size: i64, embed_dim: i64) -> Self {
-        let c1 = conv(p / "c1", 3, width, 3, 1, 1);
         let mut downs = Vec::new();
-        let mut c = width;
+        let mut c = 3;
         for i in 0..down_levels(image_size) {
-            let out = width * (2i64 << i.min(2)).min(8);
-            let name = format!("d{}", i + 1);
+            let out = width << i.min(3);
             downs.push((
-                conv(p / name.as_str(), c, out, 4, 2, 1),
+                conv(p / format!("d{}", i + 1), c, out, 4, 2, 1),
                 nn::group_norm(
                     p / format!("n{}", i + 1),
                     groups(out),
@@ -74,13 +76,13 @@ impl CnnEncoder {
             c = out;
         }
         let fc = nn::linear(p / "fc", c * 16, embed_dim, Default::default());
-        CnnEncoder { c1, downs, fc }
+        CnnEncoder { downs, fc }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h = self.c1.forward(x).leaky_relu();
+        let mut h = x.shallow_clone();
         for (c, n) in &self.downs {
-            h = n.forward(&c.forward(&h)).leaky_relu();
+            h = lrelu(&n.forward(&c.forward(&h)));
         }
         l2_normalize(&self.fc.forward(&h.flatten(1, -1)))
     }
@@ -98,8 +100,10 @@ pub struct ScriptEncoder {
 
 impl ScriptEncoder {
     pub fn load(bytes: Vec<u8>, imagenet_norm: bool, device: Device) -> Result<Self> {
-        let mut module = CModule::f_load_data_on_device(&mut bytes.as_slice(), device)
-            .map_err(|e| ModelError::Mismatch(format!("cannot load the TorchScript encoder: {e}")))?;
+        let mut module =
+            CModule::load_data_on_device(&mut bytes.as_slice(), device).map_err(|e| {
+                ModelError::Mismatch(format!("cannot load the TorchScript encoder: {e}"))
+            })?;
         module.set_eval();
         for (_, p) in module.named_parameters()? {
             let _ = p.set_requires_grad(false);
@@ -186,7 +190,9 @@ fn pad(rows: &[Vec<i64>], device: Device) -> Tensor {
 fn masked_mean(table: &Tensor, ids: &Tensor) -> Tensor {
     let e = Tensor::embedding(table, ids, 0, false, false);
     let mask = ids.gt(0).to_kind(Kind::Float).unsqueeze(-1);
-    let count = mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Float).clamp_min(1.0);
+    let count = mask
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .clamp_min(1.0);
     (e * mask).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / count
 }
 
@@ -219,7 +225,10 @@ impl TextEncoder {
                 None => Tensor::zeros([1, pd], (Kind::Float, Device::Cpu)),
             };
             let table = p.add("pretrained", table.to_device(p.device()), false);
-            (table, nn::linear(p / "proj", pd, cfg.dim, Default::default()))
+            (
+                table,
+                nn::linear(p / "proj", pd, cfg.dim, Default::default()),
+            )
         });
         TextEncoder {
             buckets,
@@ -239,7 +248,14 @@ impl TextEncoder {
 
 /// The condition every conditional part sees: `[e_src * has, has, text]`.
 pub fn condition(e_src: &Tensor, has_image: &Tensor, text: &Tensor) -> Tensor {
-    Tensor::cat(&[e_src * has_image, has_image.shallow_clone(), text.shallow_clone()], 1)
+    Tensor::cat(
+        &[
+            e_src * has_image,
+            has_image.shallow_clone(),
+            text.shallow_clone(),
+        ],
+        1,
+    )
 }
 
 /// Image+text composition without a GAN (a TIRG-style gated residual, Vo et al. 2019):
@@ -255,7 +271,12 @@ pub struct Composer {
 impl Composer {
     pub fn new(p: &nn::Path, embed_dim: i64, text_dim: i64, hidden: i64) -> Self {
         Composer {
-            fc1: nn::linear(p / "fc1", embed_dim + 1 + text_dim, hidden, Default::default()),
+            fc1: nn::linear(
+                p / "fc1",
+                embed_dim + 1 + text_dim,
+                hidden,
+                Default::default(),
+            ),
             gate: nn::linear(p / "gate", hidden, embed_dim, Default::default()),
             res: nn::linear(p / "res", hidden, embed_dim, Default::default()),
         }
@@ -287,7 +308,12 @@ impl Generator {
         let chan = |level: usize| cfg.width * (1i64 << (levels - level).min(2));
         let cond_in = enc.embed_dim + 1 + enc.text.dim;
         let c0 = chan(0);
-        let fc = nn::linear(p / "fc", cfg.noise_dim + cond_in, c0 * 16, Default::default());
+        let fc = nn::linear(
+            p / "fc",
+            cfg.noise_dim + cond_in,
+            c0 * 16,
+            Default::default(),
+        );
         let cond = nn::linear(p / "cond", cond_in, cfg.cond_dim, Default::default());
         let mut ups = Vec::new();
         for l in 1..=levels {
@@ -377,7 +403,8 @@ impl Critic {
             h = lrelu(&d.forward(&h));
         }
         let h = lrelu(&self.fc.forward(&h.flatten(1, -1)));
-        let proj = (&h * self.proj.forward(cond)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        let proj =
+            (&h * self.proj.forward(cond)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         self.lin.forward(&h).squeeze_dim(1) + proj
     }
 }

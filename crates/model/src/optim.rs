@@ -83,9 +83,9 @@ impl Adam {
         for ((name, p), (m, v)) in self.params.iter().zip(self.m.iter_mut().zip(&mut self.v)) {
             for (kind, dst) in [("m", &mut *m), ("v", &mut *v)] {
                 let key = format!("{prefix}/{kind}/{name}");
-                let src = named.remove(&key).ok_or_else(|| {
-                    ModelError::Mismatch(format!("trainer state lacks {key:?}"))
-                })?;
+                let src = named
+                    .remove(&key)
+                    .ok_or_else(|| ModelError::Mismatch(format!("trainer state lacks {key:?}")))?;
                 if src.size() != p.size() {
                     return Err(ModelError::Mismatch(format!(
                         "trainer state {key:?} has shape {:?}, expected {:?}",

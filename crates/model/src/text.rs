@@ -94,7 +94,11 @@ impl WordVectors {
         if dim == 0 || values.len() != words.len() * dim {
             return Err(ModelError::WordVectors {
                 line: 0,
-                message: format!("{} values do not fill {} words of {dim}", values.len(), words.len()),
+                message: format!(
+                    "{} values do not fill {} words of {dim}",
+                    values.len(),
+                    words.len()
+                ),
             });
         }
         let index = words
@@ -126,13 +130,21 @@ impl WordVectors {
                 d.parse::<usize>()
                     .map_err(|_| bad(1, format!("dimension {d:?} is not a number")))?,
             ),
-            _ => return Err(bad(1, format!("expected a header \"count dim\", not {header:?}"))),
+            _ => {
+                return Err(bad(
+                    1,
+                    format!("expected a header \"count dim\", not {header:?}"),
+                ));
+            }
         };
         if count > MAX_VEC_WORDS {
             return Err(bad(1, format!("{count} words, at most {MAX_VEC_WORDS}")));
         }
         if dim == 0 || dim > MAX_VEC_DIM {
-            return Err(bad(1, format!("dimension {dim} is not in 1..={MAX_VEC_DIM}")));
+            return Err(bad(
+                1,
+                format!("dimension {dim} is not in 1..={MAX_VEC_DIM}"),
+            ));
         }
         let mut words = Vec::with_capacity(count);
         let mut values = Vec::with_capacity(count * dim);
@@ -144,7 +156,10 @@ impl WordVectors {
                 continue;
             }
             if words.len() == count {
-                return Err(bad(n, format!("more than the {count} words the header announces")));
+                return Err(bad(
+                    n,
+                    format!("more than the {count} words the header announces"),
+                ));
             }
             let mut it = line.split_whitespace();
             let word = it.next().unwrap_or_default().to_lowercase();
@@ -161,7 +176,10 @@ impl WordVectors {
             if values.len() - start != dim {
                 return Err(bad(
                     n,
-                    format!("word {word:?} has {} values, expected {dim}", values.len() - start),
+                    format!(
+                        "word {word:?} has {} values, expected {dim}",
+                        values.len() - start
+                    ),
                 ));
             }
             if seen.contains_key(&word) {
@@ -205,7 +223,10 @@ mod tests {
 
     #[test]
     fn words_lowercase_and_split() {
-        assert_eq!(words("In BLACK leather, please!"), ["in", "black", "leather", "please"]);
+        assert_eq!(
+            words("In BLACK leather, please!"),
+            ["in", "black", "leather", "please"]
+        );
         assert!(checked_words("  ,. ").is_err());
         assert!(matches!(
             checked_words(&"a".repeat(MAX_TEXT_BYTES + 1)),
@@ -223,9 +244,9 @@ mod tests {
         let a = subword_ids(&cfg, &w);
         assert_eq!(a, subword_ids(&cfg, &w));
         assert!(a.iter().all(|&i| (1..=1000).contains(&i)));
-        // "red" gives <red> plus 3 trigrams + 2 four-grams + 1 five-gram.
+        // "red" gives <red> plus 3 trigrams and 2 four-grams (the whole "<red>" once only).
         let r = subword_ids(&cfg, &words("red"));
-        assert_eq!(r.len(), 1 + 3 + 2 + 1);
+        assert_eq!(r.len(), 1 + 3 + 2);
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub struct StepReport {
 
 impl StepReport {
     pub fn loss(&self, name: &str) -> Option<f64> {
-        self.losses.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.losses
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -101,10 +104,10 @@ impl Trainer {
         }
         let images = data.images.to_device(model.device());
         let opt_enc = Adam::new(named_trainables(&model.enc_vs), cfg.lr_encoder, 0.9, 0.999);
-        let (gen, critic): (Vec<_>, Vec<_>) = named_trainables(&model.gen_vs)
+        let (generator, critic): (Vec<_>, Vec<_>) = named_trainables(&model.gen_vs)
             .into_iter()
-            .partition(|(n, _)| n.starts_with("gen/"));
-        let opt_gen = Adam::new(gen, cfg.lr_generator, 0.5, 0.9);
+            .partition(|(n, _)| n.starts_with("gen."));
+        let opt_gen = Adam::new(generator, cfg.lr_generator, 0.5, 0.9);
         let opt_critic = Adam::new(critic, cfg.lr_critic, 0.5, 0.9);
         Ok(Trainer {
             model,
@@ -146,9 +149,12 @@ impl Trainer {
                 fingerprint(&t.data)
             )));
         }
-        t.opt_enc.load_state(&mut tensors, "opt_enc", meta.adam_steps[0])?;
-        t.opt_gen.load_state(&mut tensors, "opt_gen", meta.adam_steps[1])?;
-        t.opt_critic.load_state(&mut tensors, "opt_critic", meta.adam_steps[2])?;
+        t.opt_enc
+            .load_state(&mut tensors, "opt_enc", meta.adam_steps[0])?;
+        t.opt_gen
+            .load_state(&mut tensors, "opt_gen", meta.adam_steps[1])?;
+        t.opt_critic
+            .load_state(&mut tensors, "opt_critic", meta.adam_steps[2])?;
         t.step = meta.step;
         Ok(t)
     }
@@ -158,7 +164,11 @@ impl Trainer {
         let meta = TrainerMeta {
             config: self.cfg.clone(),
             step: self.step,
-            adam_steps: [self.opt_enc.steps, self.opt_gen.steps, self.opt_critic.steps],
+            adam_steps: [
+                self.opt_enc.steps,
+                self.opt_gen.steps,
+                self.opt_critic.steps,
+            ],
             data: fingerprint(&self.data),
         };
         let mut state = self.opt_enc.state("opt_enc");
@@ -208,9 +218,9 @@ impl Trainer {
     /// Runs one step and returns its losses.
     pub fn step(&mut self) -> Result<StepReport> {
         let stage = self.stage();
-        // Every step draws from its own seed, so a resumed run repeats an uninterrupted one.
+        // Every step draws from its own seed (never libtorch's global generator, which other
+        // threads share), so a resumed run repeats an uninterrupted one.
         let mut rng = SplitMix64::for_step(self.cfg.seed, self.step);
-        tch::manual_seed((self.cfg.seed.wrapping_add(self.step) & 0x7fff_ffff_ffff_ffff) as i64);
         let losses = match stage {
             Stage::Encoder => self.encoder_step(&mut rng)?,
             Stage::Gan => self.gan_step(&mut rng)?,
@@ -251,9 +261,17 @@ impl Trainer {
             })
             .collect();
         let has: Vec<f32> = (0..b)
-            .map(|_| if rng.unit() < self.cfg.text_only_prob { 0.0 } else { 1.0 })
+            .map(|_| {
+                if rng.unit() < self.cfg.text_only_prob {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
             .collect();
-        let has = Tensor::from_slice(&has).view([b as i64, 1]).to_device(self.model.device());
+        let has = Tensor::from_slice(&has)
+            .view([b as i64, 1])
+            .to_device(self.model.device());
         (chosen, texts, has)
     }
 
@@ -281,7 +299,9 @@ impl Trainer {
         let q = m.composer.forward(&es, &has, &t);
         let logits = q.mm(&et.tr()) / self.cfg.temperature;
         let labels = Tensor::arange(pairs.len() as i64, (Kind::Int64, m.device()));
-        let loss = logits.f_cross_entropy_for_logits(&labels)?;
+        let loss = logits
+            .f_log_softmax(-1, Kind::Float)?
+            .f_nll_loss::<Tensor>(&labels, None, Reduction::Mean, -100)?;
         let acc = logits.accuracy_for_logits(&labels).double_value(&[]);
         self.opt_enc.zero_grad();
         loss.f_backward()?;
@@ -323,22 +343,24 @@ impl Trainer {
         let b = pairs.len() as i64;
         let dev = m.device();
         let cond = tch::no_grad(|| condition(&es, &has, &m.text_features(&texts)));
-        let nz = m.generator.noise_dim;
 
         let mut critic_loss = 0.0;
         let mut gp_value = 0.0;
         let mut w_dist = 0.0;
         for _ in 0..cfg.n_critic {
-            let z = Tensor::randn([b, nz], (Kind::Float, dev));
+            let z = m.noise(pairs.len(), Some(rng.next_u64()));
             let fake = tch::no_grad(|| m.generator.forward(&z, &cond));
             let d_real = m.critic.forward(&real, &cond);
             let d_fake = m.critic.forward(&fake, &cond);
             let loss = match cfg.gan_loss {
                 GanLoss::WassersteinGp => {
-                    let alpha = Tensor::rand([b, 1, 1, 1], (Kind::Float, dev));
-                    let xhat = (&alpha * &real + (1.0 - &alpha) * &fake).set_requires_grad(true);
+                    let alpha: Vec<f32> = (0..b).map(|_| rng.unit() as f32).collect();
+                    let alpha = Tensor::from_slice(&alpha).view([b, 1, 1, 1]).to_device(dev);
+                    let mix: Tensor = &alpha * &real + (1.0 - &alpha) * &fake;
+                    let xhat = mix.set_requires_grad(true);
                     let d_hat = m.critic.forward(&xhat, &cond);
-                    let grads = Tensor::f_run_backward(&[d_hat.sum(Kind::Float)], &[&xhat], true, true)?;
+                    let grads =
+                        Tensor::f_run_backward(&[d_hat.sum(Kind::Float)], &[&xhat], true, true)?;
                     let norm = (grads[0].flatten(1, -1).square().sum_dim_intlist(
                         [1i64].as_slice(),
                         false,
@@ -354,14 +376,19 @@ impl Trainer {
                 GanLoss::NonSaturating => {
                     // One-sided label smoothing: real targets are 1 - s, fake targets stay 0.
                     let real_t = d_real.full_like(1.0 - cfg.label_smoothing);
-                    w_dist = (d_real.mean(Kind::Float) - d_fake.mean(Kind::Float)).double_value(&[]);
-                    d_real.binary_cross_entropy_with_logits::<Tensor>(&real_t, None, None, Reduction::Mean)
-                        + d_fake.binary_cross_entropy_with_logits::<Tensor>(
-                            &d_fake.zeros_like(),
-                            None,
-                            None,
-                            Reduction::Mean,
-                        )
+                    w_dist =
+                        (d_real.mean(Kind::Float) - d_fake.mean(Kind::Float)).double_value(&[]);
+                    d_real.binary_cross_entropy_with_logits::<Tensor>(
+                        &real_t,
+                        None,
+                        None,
+                        Reduction::Mean,
+                    ) + d_fake.binary_cross_entropy_with_logits::<Tensor>(
+                        &d_fake.zeros_like(),
+                        None,
+                        None,
+                        Reduction::Mean,
+                    )
                 }
             };
             critic_loss = loss.double_value(&[]);
@@ -370,7 +397,7 @@ impl Trainer {
             self.opt_critic.step();
         }
 
-        let z = Tensor::randn([b, nz], (Kind::Float, dev));
+        let z = m.noise(pairs.len(), Some(rng.next_u64()));
         let fake = m.generator.forward(&z, &cond);
         let d_fake = m.critic.forward(&fake, &cond);
         let adv = match cfg.gan_loss {
@@ -390,12 +417,20 @@ impl Trainer {
         };
         // Without an image condition there is no source to push away from.
         let mask = has.squeeze_dim(1);
-        let triplet = ((sq(&ea, &et) - sq(&ea, &es) + cfg.triplet_margin).relu() * &mask).sum(Kind::Float)
+        let triplet = ((sq(&ea, &et) - sq(&ea, &es) + cfg.triplet_margin).relu() * &mask)
+            .sum(Kind::Float)
             / mask.sum(Kind::Float).clamp_min(1.0);
         let l1 = (&fake - &real).abs().mean(Kind::Float);
+        let labels = Tensor::arange(b, (Kind::Int64, dev));
+        let contrastive = (ea.mm(&et.tr()) / cfg.temperature)
+            .log_softmax(-1, Kind::Float)
+            .nll_loss(&labels);
         let mut loss = &adv * cfg.adv_weight + &triplet * cfg.triplet_weight;
         if cfg.l1_weight > 0.0 {
             loss = loss + &l1 * cfg.l1_weight;
+        }
+        if cfg.contrastive_weight > 0.0 {
+            loss = loss + &contrastive * cfg.contrastive_weight;
         }
         self.opt_gen.zero_grad();
         loss.f_backward()?;
@@ -408,6 +443,7 @@ impl Trainer {
             ("adversarial", adv.double_value(&[])),
             ("triplet", triplet.double_value(&[])),
             ("l1", l1.double_value(&[])),
+            ("contrastive", contrastive.double_value(&[])),
         ])
     }
 }

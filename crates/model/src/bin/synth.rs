@@ -1,0 +1,577 @@
+//! `synth`: the SynthTriplet model from the command line, without PostgreSQL. Generates a
+//! catalog, trains, evaluates, generates images and benchmarks, on CUDA when present.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use synthsearch_data::image_io::{DecodeLimits, chw_to_png, decode, from_chw, grid_png, to_chw};
+use synthsearch_data::{CatalogConfig, generate as generate_catalog, write_fashioniq};
+use synthsearch_model::config::{EncoderKind, GanLoss};
+use synthsearch_model::{
+    Dataset, EncoderConfig, GeneratorConfig, Model, ModelInit, Reference, TrainConfig, Trainer,
+    WordVectors, evaluate,
+};
+use tch::{Device, Kind, Tensor};
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Parser)]
+#[command(
+    name = "synth",
+    about = "SynthTriplet-GAN multimodal product search, without the database"
+)]
+struct Cli {
+    /// libtorch threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate a synthetic catalog in the Fashion-IQ layout.
+    Catalog {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Train a model (stage 1: encoders; stage 2: the conditional GAN).
+    Train(TrainArgs),
+    /// Recall@K of the model and the baselines on the validation pairs.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// At most this many validation pairs (0: all).
+        #[arg(long, default_value_t = 0)]
+        queries: usize,
+    },
+    /// Synthesize the image for (reference image, text) and write it as PNG.
+    Generate {
+        #[arg(long)]
+        model: PathBuf,
+        /// Reference image (PNG, JPEG or WebP); leave out for a text-only query.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Noise seed (default: zero noise).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Training step time and generation latency at batch 1 and 64.
+    Bench {
+        #[arg(long, default_value_t = 32)]
+        size: i64,
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// A data set in the Fashion-IQ layout.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Or: generate a catalog of this many products in memory.
+    #[arg(long, default_value_t = 20_000)]
+    products: usize,
+    #[arg(long, default_value_t = 42)]
+    catalog_seed: u64,
+    /// Share of the generated products held out for validation (the rest trains).
+    #[arg(long, default_value_t = 0.3)]
+    val_share: f32,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run saved in this checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    size: i64,
+    #[arg(long, default_value_t = 64)]
+    embed_dim: i64,
+    #[arg(long, default_value_t = 16)]
+    encoder_width: i64,
+    #[arg(long, default_value_t = 12)]
+    generator_width: i64,
+    #[arg(long, default_value_t = 8)]
+    critic_width: i64,
+    /// A TorchScript image encoder to use instead of training the CNN.
+    #[arg(long)]
+    torchscript: Option<PathBuf>,
+    #[arg(long)]
+    imagenet_norm: bool,
+    /// fastText `.vec` word vectors to add to the text encoder.
+    #[arg(long)]
+    word_vectors: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 1500)]
+    encoder_steps: u64,
+    #[arg(long, default_value_t = 3000)]
+    gan_steps: u64,
+    #[arg(long, value_enum, default_value_t = LossArg::WganGp)]
+    gan_loss: LossArg,
+    #[arg(long, default_value_t = 2e-4)]
+    lr_generator: f64,
+    #[arg(long, default_value_t = 4e-4)]
+    lr_critic: f64,
+    #[arg(long, default_value_t = 1)]
+    n_critic: usize,
+    #[arg(long, default_value_t = 0.05)]
+    adv_weight: f64,
+    #[arg(long, default_value_t = 1.0)]
+    triplet_weight: f64,
+    #[arg(long, default_value_t = 5.0)]
+    l1_weight: f64,
+    #[arg(long, default_value_t = 1.0)]
+    contrastive_weight: f64,
+    #[arg(long, default_value_t = 0.5)]
+    triplet_margin: f64,
+    #[arg(long, default_value_t = 0.1)]
+    text_only_prob: f64,
+    /// Stop (and save) after this many minutes, whatever the step count.
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Write PNG grids here (source | generated | text-only generated | target).
+    #[arg(long)]
+    grids: Option<PathBuf>,
+    #[arg(long, default_value_t = 500)]
+    grid_every: u64,
+    #[arg(long, default_value_t = 1000)]
+    save_every: u64,
+    /// Validation pairs for the final evaluation (0: all).
+    #[arg(long, default_value_t = 0)]
+    eval_queries: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    WganGp,
+    NonSaturating,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("synth: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn device(arg: DeviceArg) -> AnyResult<Device> {
+    Ok(match arg {
+        DeviceArg::Auto => synthsearch_model::default_device(),
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => {
+            if !tch::Cuda::is_available() {
+                return Err("CUDA is not available on this machine".into());
+            }
+            Device::Cuda(0)
+        }
+    })
+}
+
+fn run(cli: Cli) -> AnyResult<()> {
+    if let Some(n) = cli.threads {
+        synthsearch_model::set_threads(n);
+    }
+    let dev = device(cli.device)?;
+    if dev.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    match cli.cmd {
+        Cmd::Catalog {
+            out,
+            products,
+            size,
+            seed,
+        } => {
+            let t = Instant::now();
+            let cat = generate_catalog(&CatalogConfig {
+                seed,
+                products,
+                image_size: size,
+                ..CatalogConfig::default()
+            });
+            let s = write_fashioniq(&cat, &out, image::ImageFormat::Png)?;
+            println!(
+                "wrote {} images ({} bytes) and {} pairs to {} in {:.1} s",
+                s.images,
+                s.image_bytes,
+                s.pairs,
+                out.display(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Cmd::Train(a) => train(a, dev),
+        Cmd::Eval {
+            model,
+            data,
+            queries,
+        } => {
+            let m = Model::from_bytes(&read(&model)?, dev)?;
+            let d = load_data(&data, m.image_size())?;
+            let t = Instant::now();
+            let r = evaluate(&m, &d, queries)?;
+            println!(
+                "{} queries, mean gallery {:.0} images, {:.1} s\n{}",
+                r.queries,
+                r.mean_gallery,
+                t.elapsed().as_secs_f64(),
+                r.table()
+            );
+            Ok(())
+        }
+        Cmd::Generate {
+            model,
+            image,
+            text,
+            out,
+            seed,
+        } => {
+            let m = Model::from_bytes(&read(&model)?, dev)?;
+            let s = m.image_size() as u32;
+            let chw = match &image {
+                Some(p) => Some(to_chw(&decode(&read(p)?, &DecodeLimits::default())?, s)),
+                None => None,
+            };
+            let reference = chw.as_deref().map_or(Reference::None, Reference::Image);
+            let g = m.generate(reference, &text, seed)?;
+            std::fs::write(&out, chw_to_png(&g.image, s)?)?;
+            println!(
+                "wrote {} ({} dims embedding)",
+                out.display(),
+                g.embedding.len()
+            );
+            Ok(())
+        }
+        Cmd::Bench { size, iters, batch } => bench(dev, size, iters, batch),
+    }
+}
+
+fn read(p: &Path) -> AnyResult<Vec<u8>> {
+    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()).into())
+}
+
+fn load_data(a: &DataArgs, size: usize) -> AnyResult<Dataset> {
+    let t = Instant::now();
+    let d = match &a.data {
+        Some(dir) => Dataset::from_fashioniq(dir, size)?,
+        None => {
+            let cat = generate_catalog(&CatalogConfig {
+                seed: a.catalog_seed,
+                products: a.products,
+                image_size: size as u32,
+                split_shares: [1.0 - a.val_share, a.val_share, 0.0],
+                ..CatalogConfig::default()
+            });
+            Dataset::from_catalog(&cat, size)?
+        }
+    };
+    eprintln!(
+        "data: {} images, {} train pairs, {} val pairs ({:.1} s)",
+        d.len(),
+        d.train.len(),
+        d.val.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(d)
+}
+
+fn hms(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
+    let started = Instant::now();
+    let mut trainer = match &a.resume {
+        Some(p) => {
+            let bytes = read(p)?;
+            let peek = Model::from_bytes(&bytes, Device::Cpu)?;
+            let data = Arc::new(load_data(&a.data, peek.image_size())?);
+            let mut t = Trainer::resume(&bytes, data, dev)?;
+            t.set_gan_steps(a.gan_steps);
+            eprintln!("resumed at step {}", t.steps_done());
+            t
+        }
+        None => {
+            let data = Arc::new(load_data(&a.data, a.size as usize)?);
+            tch::manual_seed(a.seed as i64);
+            let (kind, script) = match &a.torchscript {
+                Some(p) => (
+                    EncoderKind::TorchScript {
+                        imagenet_norm: a.imagenet_norm,
+                    },
+                    Some(read(p)?),
+                ),
+                None => (
+                    EncoderKind::Cnn {
+                        width: a.encoder_width,
+                    },
+                    None,
+                ),
+            };
+            let word_vectors = match &a.word_vectors {
+                Some(p) => Some(WordVectors::read_file(p)?),
+                None => None,
+            };
+            let init = ModelInit {
+                encoder: EncoderConfig {
+                    kind,
+                    image_size: a.size,
+                    embed_dim: a.embed_dim,
+                    ..EncoderConfig::default()
+                },
+                generator: GeneratorConfig {
+                    width: a.generator_width,
+                    critic_width: a.critic_width,
+                    ..GeneratorConfig::default()
+                },
+                word_vectors,
+                script,
+            };
+            let cfg = TrainConfig {
+                seed: a.seed,
+                batch_size: a.batch,
+                encoder_steps: a.encoder_steps,
+                gan_steps: a.gan_steps,
+                lr_generator: a.lr_generator,
+                lr_critic: a.lr_critic,
+                gan_loss: match a.gan_loss {
+                    LossArg::WganGp => GanLoss::WassersteinGp,
+                    LossArg::NonSaturating => GanLoss::NonSaturating,
+                },
+                n_critic: a.n_critic,
+                adv_weight: a.adv_weight,
+                triplet_weight: a.triplet_weight,
+                l1_weight: a.l1_weight,
+                contrastive_weight: a.contrastive_weight,
+                triplet_margin: a.triplet_margin,
+                text_only_prob: a.text_only_prob,
+                ..TrainConfig::default()
+            };
+            Trainer::new(Model::new(init, dev)?, cfg, data)?
+        }
+    };
+    if let Some(dir) = &a.grids {
+        std::fs::create_dir_all(dir)?;
+    }
+    let total = trainer.total_steps();
+    let t0 = Instant::now();
+    let first = trainer.steps_done();
+    let mut last_print = Instant::now();
+    let deadline = a.minutes.map(|m| m * 60.0);
+    while !trainer.is_done() {
+        let r = trainer.step()?;
+        let done = r.step;
+        if last_print.elapsed().as_secs_f64() > 5.0 || done == total || done == first + 1 {
+            last_print = Instant::now();
+            let rate = (done - first) as f64 / t0.elapsed().as_secs_f64();
+            let losses: Vec<String> = r
+                .losses
+                .iter()
+                .map(|(n, v)| format!("{n}={v:.4}"))
+                .collect();
+            eprintln!(
+                "step {done}/{total} [{:?}] {}  {rate:.2} steps/s  elapsed {}  left {}",
+                r.stage,
+                losses.join(" "),
+                hms(started.elapsed().as_secs_f64()),
+                hms((total - done) as f64 / rate.max(1e-9))
+            );
+        }
+        if let Some(dir) = &a.grids {
+            if done % a.grid_every == 0 || done == total {
+                write_grid(trainer.model(), trainer.data(), dir, done)?;
+            }
+        }
+        if done % a.save_every == 0 {
+            std::fs::write(&a.out, trainer.save()?)?;
+        }
+        if deadline.is_some_and(|d| started.elapsed().as_secs_f64() > d) {
+            eprintln!("time limit reached at step {done}");
+            break;
+        }
+    }
+    std::fs::write(&a.out, trainer.save()?)?;
+    let train_secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "saved {} after {} (encoder {}, generator {})",
+        a.out.display(),
+        hms(train_secs),
+        trainer.model().encoder_version()?,
+        trainer.model().generator_version()?
+    );
+    let r = evaluate(trainer.model(), trainer.data(), a.eval_queries)?;
+    println!(
+        "trained {} steps in {}; {} validation queries, mean gallery {:.0} images\n{}",
+        trainer.steps_done(),
+        hms(train_secs),
+        r.queries,
+        r.mean_gallery,
+        r.table()
+    );
+    Ok(())
+}
+
+/// A grid of rows (source | generated | text-only generated | target) for the first validation
+/// pairs, and the captions of each row in a text file beside it.
+fn write_grid(m: &Model, d: &Dataset, dir: &Path, step: u64) -> AnyResult<()> {
+    let pairs: Vec<_> = d.val.iter().chain(&d.train).take(8).cloned().collect();
+    let s = m.image_size() as u32;
+    let idx_src: Vec<usize> = pairs.iter().map(|p| p.candidate).collect();
+    let idx_tgt: Vec<usize> = pairs.iter().map(|p| p.target).collect();
+    let texts: Vec<Vec<String>> = pairs.iter().map(|p| p.joined()).collect();
+    let b = pairs.len() as i64;
+    let (src, tgt, gen_img, gen_text) = tch::no_grad(|| -> AnyResult<_> {
+        let src = d.batch(&idx_src).to_device(m.device());
+        let tgt = d.batch(&idx_tgt);
+        let es = m.encode_tensor(&src)?;
+        let one = Tensor::ones([b, 1], (Kind::Float, m.device()));
+        let z = m.noise(pairs.len(), None);
+        let g = m.generate_tensor(&es, &one, &texts, &z)?.0;
+        let gt = m.generate_tensor(&es, &one.zeros_like(), &texts, &z)?.0;
+        Ok((src, tgt, g, gt))
+    })?;
+    let per = (3 * s * s) as usize;
+    let flat = |t: &Tensor| -> AnyResult<Vec<f32>> {
+        Ok(Vec::<f32>::try_from(
+            &t.to_device(Device::Cpu).flatten(0, -1),
+        )?)
+    };
+    let cols = [flat(&src)?, flat(&gen_img)?, flat(&gen_text)?, flat(&tgt)?];
+    let mut images = Vec::new();
+    for r in 0..pairs.len() {
+        for c in &cols {
+            images.push(from_chw(&c[r * per..(r + 1) * per], s)?);
+        }
+    }
+    std::fs::write(
+        dir.join(format!("grid-{step:06}.png")),
+        grid_png(&images, 4, 2)?,
+    )?;
+    let captions: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("row {}: {}", i + 1, t.join(" ")))
+        .collect();
+    std::fs::write(
+        dir.join(format!("grid-{step:06}.txt")),
+        format!(
+            "columns: source | generated | generated from the text alone | target\n{}\n",
+            captions.join("\n")
+        ),
+    )?;
+    Ok(())
+}
+
+fn bench(dev: Device, size: i64, iters: usize, batch: usize) -> AnyResult<()> {
+    let products = (batch * 4).max(400);
+    let cat = generate_catalog(&CatalogConfig {
+        products,
+        image_size: size as u32,
+        ..CatalogConfig::default()
+    });
+    let data = Arc::new(Dataset::from_catalog(&cat, size as usize)?);
+    tch::manual_seed(1);
+    let init = ModelInit {
+        encoder: EncoderConfig {
+            image_size: size,
+            ..EncoderConfig::default()
+        },
+        ..ModelInit::default()
+    };
+    let cfg = TrainConfig {
+        batch_size: batch.min(data.train.len()),
+        encoder_steps: iters as u64 + 2,
+        gan_steps: iters as u64 + 2,
+        ..TrainConfig::default()
+    };
+    let mut t = Trainer::new(Model::new(init, dev)?, cfg, data)?;
+    let sync = || {
+        if dev.is_cuda() {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    let time_steps = |t: &mut Trainer| -> AnyResult<f64> {
+        for _ in 0..2 {
+            t.step()?;
+        }
+        sync();
+        let s = Instant::now();
+        for _ in 0..iters {
+            t.step()?;
+        }
+        sync();
+        Ok(s.elapsed().as_secs_f64() * 1000.0 / iters as f64)
+    };
+    let enc_ms = time_steps(&mut t)?;
+    let gan_ms = time_steps(&mut t)?;
+    let m = t.model();
+    let mut gen_ms = Vec::new();
+    for b in [1usize, 64] {
+        let es = Tensor::randn([b as i64, m.embed_dim() as i64], (Kind::Float, dev));
+        let one = Tensor::ones([b as i64, 1], (Kind::Float, dev));
+        let texts = vec![vec!["in".to_string(), "black".into(), "leather".into()]; b];
+        let z = m.noise(b, None);
+        let run = || tch::no_grad(|| m.generate_tensor(&es, &one, &texts, &z).map(|_| ()));
+        for _ in 0..3 {
+            run()?;
+        }
+        sync();
+        let n = iters * 5;
+        let s = Instant::now();
+        for _ in 0..n {
+            run()?;
+        }
+        sync();
+        gen_ms.push(s.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    }
+    let machine = if dev.is_cuda() {
+        "CUDA device 0".to_string()
+    } else {
+        format!("CPU, {} libtorch threads", tch::get_num_threads())
+    };
+    println!("machine: {machine}; images {size}x{size}; training batch {batch}");
+    println!("| work | ms |\n| --- | ---: |");
+    println!("| stage-1 step (encoders, contrastive), batch {batch} | {enc_ms:.2} |");
+    println!(
+        "| stage-2 step (WGAN-GP critic + generator, triplet, L1), batch {batch} | {gan_ms:.2} |"
+    );
+    println!("| generate + embed, batch 1 | {:.3} |", gen_ms[0]);
+    println!("| generate + embed, batch 64 | {:.3} |", gen_ms[1]);
+    Ok(())
+}

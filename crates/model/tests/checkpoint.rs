@@ -1,0 +1,145 @@
+//! Checkpoints: round trips through bytes, and clear errors for corrupt or mismatched ones.
+
+mod common;
+
+use synthsearch_model::checkpoint::MAGIC;
+use synthsearch_model::{Model, ModelError, Reference};
+use tch::Device;
+
+fn image(seed: usize) -> Vec<f32> {
+    let n = 3 * common::SIZE * common::SIZE;
+    (0..n)
+        .map(|i| (((i * 31 + seed * 7) % 200) as f32 / 100.0) - 1.0)
+        .collect()
+}
+
+#[test]
+fn round_trip_gives_the_same_outputs_and_versions() {
+    let m = common::model(11);
+    let bytes = m.to_bytes().unwrap();
+    let back = Model::from_bytes(&bytes, Device::Cpu).unwrap();
+    assert_eq!(
+        m.encoder_version().unwrap(),
+        back.encoder_version().unwrap()
+    );
+    assert_eq!(
+        m.generator_version().unwrap(),
+        back.generator_version().unwrap()
+    );
+    let img = image(1);
+    assert_eq!(
+        m.encode_images(&img, 1).unwrap(),
+        back.encode_images(&img, 1).unwrap()
+    );
+    let a = m
+        .generate(Reference::Image(&img), "in black leather", Some(3))
+        .unwrap();
+    let b = back
+        .generate(Reference::Image(&img), "in black leather", Some(3))
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.image.len(), 3 * common::SIZE * common::SIZE);
+    assert_eq!(a.embedding.len(), 32);
+    let norm: f32 = a.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(
+        (norm - 1.0).abs() < 1e-4,
+        "embeddings are unit vectors, not {norm}"
+    );
+    // From a stored embedding, the same as from its image.
+    let e = m.encode_images(&img, 1).unwrap();
+    let c = m
+        .generate(Reference::Embedding(&e), "in black leather", Some(3))
+        .unwrap();
+    for (x, y) in a.embedding.iter().zip(&c.embedding) {
+        assert!((x - y).abs() < 1e-4);
+    }
+    // Text only, and the composition baseline.
+    assert_eq!(
+        m.generate(Reference::None, "is red", None)
+            .unwrap()
+            .embedding
+            .len(),
+        32
+    );
+    assert_eq!(
+        m.compose(Reference::Embedding(&e), "is red").unwrap().len(),
+        32
+    );
+}
+
+#[test]
+fn corrupt_and_mismatched_checkpoints_are_errors() {
+    let bytes = common::model(12).to_bytes().unwrap();
+    let err = |b: &[u8]| Model::from_bytes(b, Device::Cpu).unwrap_err();
+
+    assert!(matches!(err(b"hello"), ModelError::Corrupt(_)));
+    assert!(matches!(
+        err(&bytes[..bytes.len() / 2]),
+        ModelError::Corrupt(_)
+    ));
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 10;
+    flipped[last] ^= 0x55;
+    let e = err(&flipped);
+    assert!(e.to_string().contains("checksum"), "{e}");
+    let mut future = bytes.clone();
+    future[8] = 99;
+    assert!(matches!(
+        err(&future),
+        ModelError::UnsupportedFormat { found: 99, .. }
+    ));
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(err(&trailing).to_string().contains("trailing"));
+    assert_eq!(&bytes[..8], MAGIC);
+
+    // Weights of another architecture under a valid header: rewrite the header's width.
+    let hlen = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[20..20 + hlen]).unwrap();
+    let changed = header.replacen("\"embed_dim\":32", "\"embed_dim\":48", 1);
+    assert_ne!(header, changed);
+    let mut other = Vec::new();
+    other.extend_from_slice(&bytes[..12]);
+    other.extend_from_slice(&(changed.len() as u64).to_le_bytes());
+    other.extend_from_slice(changed.as_bytes());
+    other.extend_from_slice(&bytes[20 + hlen..]);
+    let e = err(&other);
+    assert!(matches!(e, ModelError::Mismatch(_)), "{e}");
+    assert!(e.to_string().contains("shape"), "{e}");
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let m = common::model(13);
+    let e = m
+        .generate(Reference::Embedding(&[0.5; 3]), "is red", None)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "expected 32 dimensions, not 3");
+    let mut nan = vec![0.1f32; 32];
+    nan[4] = f32::NAN;
+    let e = m
+        .generate(Reference::Embedding(&nan), "is red", None)
+        .unwrap_err();
+    assert!(e.to_string().contains("position 4"), "{e}");
+    assert!(matches!(
+        m.generate(Reference::None, " ,", None),
+        Err(ModelError::EmptyText(_))
+    ));
+    let long = "red ".repeat(5000);
+    assert!(matches!(
+        m.compose(Reference::None, &long),
+        Err(ModelError::TextTooLong { .. })
+    ));
+    assert!(matches!(
+        m.encode_images(&[0.0; 5], 1),
+        Err(ModelError::Dimension { .. })
+    ));
+}
+
+#[test]
+fn replacing_a_generator_needs_the_same_encoder() {
+    let mut a = common::model(14);
+    let b = common::model(15);
+    let e = a.replace_generator(b).unwrap_err();
+    assert!(e.to_string().contains("encoder"), "{e}");
+}

@@ -1,0 +1,69 @@
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use synthsearch_data::{CatalogConfig, generate};
+use synthsearch_model::{
+    Dataset, EncoderConfig, GeneratorConfig, Model, ModelInit, TextConfig, TrainConfig,
+};
+use tch::Device;
+
+pub const SIZE: usize = 16;
+
+/// A small catalog at 16x16 with half the products held out for validation.
+pub fn data(products: usize) -> Arc<Dataset> {
+    let cat = generate(&CatalogConfig {
+        seed: 7,
+        products,
+        pairs_per_product: 0.8,
+        image_size: SIZE as u32,
+        split_shares: [0.6, 0.4, 0.0],
+        ..CatalogConfig::default()
+    });
+    Arc::new(Dataset::from_catalog(&cat, SIZE).unwrap())
+}
+
+pub fn init() -> ModelInit {
+    ModelInit {
+        encoder: EncoderConfig {
+            image_size: SIZE as i64,
+            embed_dim: 32,
+            text: TextConfig {
+                buckets: 4096,
+                dim: 32,
+                ..TextConfig::default()
+            },
+            compose_hidden: 64,
+            kind: synthsearch_model::EncoderKind::Cnn { width: 8 },
+        },
+        generator: GeneratorConfig {
+            noise_dim: 8,
+            width: 8,
+            cond_dim: 32,
+            critic_width: 8,
+        },
+        ..ModelInit::default()
+    }
+}
+
+/// libtorch's generator is global and tests run in parallel: initialize models one at a time.
+pub fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    f()
+}
+
+pub fn model(seed: i64) -> Model {
+    seeded(seed, || Model::new(init(), Device::Cpu).unwrap())
+}
+
+pub fn train_config(encoder_steps: u64, gan_steps: u64) -> TrainConfig {
+    TrainConfig {
+        seed: 3,
+        batch_size: 24,
+        encoder_steps,
+        gan_steps,
+        ..TrainConfig::default()
+    }
+}
