@@ -56,9 +56,15 @@ pub fn encode(bytes: &[u8], model: Option<&str>) -> Vec<f32> {
 }
 
 /// Recent queries of this backend, so a query built per row from the same arguments (for example
-/// inside a sequential scan's ORDER BY) runs the GAN once.
+/// a synthquery cast from a non-constant text inside a sequential scan's ORDER BY) runs the
+/// generator once. Within one statement an entry is reused without even looking up the model:
+/// the active model is read once per statement, as a STABLE function may.
 struct Memo {
-    key: (i64, String, u64, String),
+    /// (model argument, reference hash, wish text)
+    args: (Option<String>, u64, String),
+    statement: pg_sys::TimestampTz,
+    /// (model id, generator version)
+    model: (i64, String),
     query: SynthQuery,
 }
 
@@ -76,23 +82,37 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Runs the generator: the synthesized image's embedding, as a `SynthQuery`.
 pub fn synthesize(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>) -> SynthQuery {
     check_wish(text);
-    let (row, m) = cache::model(model);
     let ref_hash = match &reference {
         None => 0,
         Some(RefArg::Image(b)) => fnv1a(b) | 1,
         Some(RefArg::Embedding(v)) => {
-            fnv1a(&v.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<u8>>()) | 1
+            v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+                (h ^ x.to_bits() as u64).wrapping_mul(0x0100_0000_01b3)
+            }) | 1
         }
     };
-    let key = (
-        row.id,
-        row.generator_version.clone(),
-        ref_hash,
-        text.to_string(),
-    );
-    if let Some(q) =
-        MEMO.with_borrow(|memo| memo.iter().find(|e| e.key == key).map(|e| e.query.clone()))
-    {
+    let args = (model.map(str::to_string), ref_hash, text.to_string());
+    // Safety: reads the backend's statement start time.
+    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    let fast = MEMO.with_borrow(|memo| {
+        memo.iter()
+            .find(|e| e.statement == statement && e.args == args)
+            .map(|e| e.query.clone())
+    });
+    if let Some(q) = fast {
+        return q;
+    }
+    let (row, m) = cache::model(model);
+    let model_key = (row.id, row.generator_version.clone());
+    let known = MEMO.with_borrow_mut(|memo| {
+        memo.iter_mut()
+            .find(|e| e.model == model_key && e.args == args)
+            .map(|e| {
+                e.statement = statement;
+                e.query.clone()
+            })
+    });
+    if let Some(q) = known {
         return q;
     }
     let (generated, has_reference) = match reference {
@@ -117,7 +137,9 @@ pub fn synthesize(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>
             memo.remove(0);
         }
         memo.push(Memo {
-            key,
+            args,
+            statement,
+            model: model_key,
             query: query.clone(),
         });
     });
