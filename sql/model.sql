@@ -101,3 +101,15 @@ CREATE FUNCTION synth_distance(product embedding, q synthquery) RETURNS double p
 CREATE FUNCTION synth_distance(image bytea, q synthquery) RETURNS double precision
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN @extschema@.synth_encode(image) OPERATOR(@extschema@.<->) q;
+
+-- An index on product embeddings that serves ORDER BY emb <-> synthquery: the query's embedding
+-- comes from support function 2, and the index refuses a query from another encoder version than
+-- the one it was built with (support function 3).
+CREATE FUNCTION synth_query_encoder(synthquery) RETURNS bigint
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OPERATOR CLASS embedding_synth_ops
+    FOR TYPE embedding USING synthivf AS
+    OPERATOR 1 <-> (embedding, synthquery) FOR ORDER BY float_ops,
+    FUNCTION 1 synthivf_metric_l2(internal),
+    FUNCTION 2 synth_query_embedding(synthquery),
+    FUNCTION 3 synth_query_encoder(synthquery);

@@ -22,7 +22,11 @@ pgrx::extension_sql_file!("../sql/embedding.sql", name = "embedding");
 // The synthivf index access method and its operator classes.
 pgrx::extension_sql_file!("../sql/index.sql", name = "index", requires = ["embedding"]);
 // The model registry, the synthquery type and the model functions.
-pgrx::extension_sql_file!("../sql/model.sql", name = "model", requires = ["embedding"]);
+pgrx::extension_sql_file!(
+    "../sql/model.sql",
+    name = "model",
+    requires = ["embedding", "index"]
+);
 // Training jobs, their checkpoints and the synth_jobs view.
 pgrx::extension_sql_file!("../sql/worker.sql", name = "worker");
 

@@ -56,6 +56,25 @@ DEALLOCATE by_img;
 RESET plan_cache_mode;
 SELECT count(*) FROM (SELECT name FROM products ORDER BY synth_distance(img, synth_query((SELECT img FROM pngs WHERE name = 'red'), 'darker')) LIMIT 2) s;
 
+-- the index serves both forms (column and expression), answers as the exact order does, and
+-- remembers the encoder its embeddings came from
+CREATE TEMP TABLE exact AS SELECT array_agg(name ORDER BY emb <-> 'darker'::synthquery) AS names FROM products;
+CREATE INDEX products_emb_synth ON products USING synthivf (emb embedding_synth_ops);
+CREATE INDEX products_img_synth ON products USING synthivf (synth_encode(img) embedding_synth_ops);
+SET enable_seqscan = off;
+SET plan_cache_mode = force_generic_plan;
+PREPARE by_emb(synthquery) AS SELECT name FROM products ORDER BY synth_distance(emb, $1) LIMIT 1;
+PREPARE by_img(synthquery) AS SELECT name FROM products ORDER BY synth_distance(img, $1) LIMIT 1;
+EXPLAIN (COSTS OFF) EXECUTE by_emb('darker');
+EXPLAIN (COSTS OFF) EXECUTE by_img('darker');
+DEALLOCATE by_emb;
+DEALLOCATE by_img;
+RESET plan_cache_mode;
+SELECT array_agg(name) = (SELECT names FROM exact) AS column_index_exact
+FROM (SELECT name FROM products ORDER BY synth_distance(emb, 'darker') LIMIT 2) s;
+SELECT array_agg(name) = (SELECT names FROM exact) AS expression_index_exact
+FROM (SELECT name FROM products ORDER BY synth_distance(img, 'darker') LIMIT 2) s;
+
 -- bad input
 SELECT sqlstate_of($$SELECT synth_encode('\x00010203'::bytea)$$);
 SELECT sqlstate_of($$SELECT synth_encode(''::bytea)$$);
@@ -81,6 +100,12 @@ SELECT synth_model_create('other', '{"encoder": {"image_size": 16, "embed_dim": 
   "text": {"buckets": 256, "dim": 8}}, "generator": {"noise_dim": 4, "width": 8, "cond_dim": 16, "critic_width": 4}}', 2) AS other \gset
 SELECT regexp_replace(sqlstate_of(format('SELECT synth_model_activate(%s)', :other)), 'enc-[0-9a-f]+', 'enc-...', 'g');
 SELECT sqlstate_of(format('SELECT synth_model_drop(%s)', :tiny2));
+-- forced onto another encoder, the indexes refuse its queries until rebuilt
+SELECT synth_model_activate(:other, true);
+SELECT regexp_replace(sqlstate_of($$SELECT name FROM products ORDER BY synth_distance(emb, 'darker') LIMIT 1$$), '[0-9]{8,}', 'N', 'g');
+SELECT synth_model_activate(:tiny2, true);
+SELECT count(*) FROM (SELECT name FROM products ORDER BY synth_distance(emb, 'darker') LIMIT 1) s;
+RESET enable_seqscan;
 SELECT synth_model_drop(:tiny);
 SELECT sqlstate_of($$SELECT synth_model_import('\x0102'::bytea)$$);
 SELECT sqlstate_of($$SELECT synth_model_create('bad', '{"encoder": {"image_size": 17}}')$$);

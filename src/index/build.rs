@@ -273,6 +273,14 @@ pub unsafe extern "C-unwind" fn ambuild(
             build.finish(&state.rel);
             state.rel.log_all();
         }
+        // An index for synthquery remembers the encoder its embeddings came from (the active one).
+        if handler::optional_proc(index, handler::QUERY_ENCODER_PROC).is_some() {
+            let logged = PgRelation::new(index);
+            if !logged.is_empty() {
+                let version = crate::model::registry::active_encoder_number();
+                meta::set_encoder_version(&logged, version);
+            }
+        }
         let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>())
             as *mut pg_sys::IndexBuildResult;
         (*result).heap_tuples = heap_tuples;

@@ -158,6 +158,7 @@ pg_function_info_v1!(
     pg_finfo_synth_query_text,
     pg_finfo_synth_query_embedding,
     pg_finfo_synth_query_model,
+    pg_finfo_synth_query_encoder,
 );
 
 /// `synthquery_in(cstring)`: the self-contained form, or a bare phrase that runs the GAN.
@@ -290,4 +291,14 @@ pub extern "C-unwind" fn synth_query_model(fcinfo: pg_sys::FunctionCallInfo) -> 
     // Safety: declared STRICT (synthquery).
     let q = unsafe { SynthQuery::from_datum(arg(fcinfo, 0)) };
     pg_sys::Datum::from(q.model)
+}
+
+/// `synth_query_encoder(synthquery) -> bigint`: the encoder version the query's embedding lives in,
+/// as a number (the index's support function 3 compares it with the index's).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_query_encoder(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: declared STRICT (synthquery).
+    let q = unsafe { SynthQuery::from_datum(arg(fcinfo, 0)) };
+    pg_sys::Datum::from(super::registry::encoder_number(&q.encoder) as i64)
 }

@@ -159,6 +159,23 @@ pub fn resolve(model: Option<&str>) -> ModelRow {
     }
 }
 
+/// An encoder version (`enc-<16 hex digits>`) as the number an index stores in its meta page.
+pub fn encoder_number(version: &str) -> u64 {
+    version
+        .strip_prefix("enc-")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| {
+            version.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            })
+        })
+}
+
+/// The active model's encoder version as a number (55000 when no model is active).
+pub fn active_encoder_number() -> u64 {
+    encoder_number(&resolve(None).encoder_version)
+}
+
 /// The checkpoint bytes of model `id`.
 pub fn model_bytes(id: i64) -> Vec<u8> {
     let parts: Vec<Vec<u8>> = Spi::connect(|client| {
