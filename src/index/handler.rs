@@ -154,6 +154,7 @@ pub unsafe extern "C-unwind" fn ambuildphasename(phase: i64) -> *mut std::ffi::c
 
 /// `amcostestimate`: the generic estimate scaled by the share of lists a scan reads first, all
 /// of it spent before the first row. Without an ORDER BY the index is useless: infinite cost.
+#[allow(clippy::too_many_arguments)]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn amcostestimate(
     root: *mut pg_sys::PlannerInfo,

@@ -135,7 +135,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
         let Some(s) = state(scan).as_mut() else {
             return false;
         };
-        let rel = PgRelation::new((*scan).indexRelation);
+        let rel = PgRelation::for_scan((*scan).indexRelation);
         let Some(hit) = s.next(&rel) else {
             return false;
         };

@@ -24,6 +24,9 @@ pub struct PgRelation {
     fork: pg_sys::ForkNumber::Type,
     /// GenericXLog on every write (false: the build, which logs whole pages at the end).
     logged: bool,
+    /// The block count taken at creation, for readers that only follow pages that existed
+    /// before (a scan's lists were read at rescan); saves an lseek a page.
+    nblocks: Option<u32>,
 }
 
 impl PgRelation {
@@ -36,7 +39,19 @@ impl PgRelation {
             rel,
             fork: pg_sys::ForkNumber::MAIN_FORKNUM,
             logged: true,
+            nblocks: None,
         }
+    }
+
+    /// The main fork for a scan's reads: `len()` is the block count now, and stays so.
+    ///
+    /// # Safety
+    /// As [`PgRelation::new`]; only pages that exist now are read through it.
+    pub unsafe fn for_scan(rel: pg_sys::Relation) -> PgRelation {
+        // Safety: guaranteed by the caller.
+        let mut r = unsafe { PgRelation::new(rel) };
+        r.nblocks = Some(r.len());
+        r
     }
 
     /// A fork written without WAL; the caller calls [`PgRelation::log_all`] when done.
@@ -51,6 +66,7 @@ impl PgRelation {
             rel,
             fork,
             logged: false,
+            nblocks: None,
         }
     }
 
@@ -74,15 +90,8 @@ impl PgRelation {
     }
 
     fn read_buffer(&self, blkno: u32, mode: u32) -> pg_sys::Buffer {
-        if blkno >= self.len() {
-            panic!(
-                "data corruption: block {blkno} is past the end of index \"{}\" ({} blocks)",
-                self.name(),
-                self.len()
-            );
-        }
-        // Safety: the relation is open and the block exists; ReadBufferExtended raises an ERROR
-        // (an unwinding panic here) on I/O failure, and the lock mode is a valid one.
+        // Safety: the relation is open; ReadBufferExtended raises an ERROR (an unwinding panic
+        // here) for a block past the end or on I/O failure, and the lock mode is a valid one.
         unsafe {
             let buf = pg_sys::ReadBufferExtended(
                 self.rel,
@@ -230,6 +239,9 @@ impl Relation for PgRelation {
     }
 
     fn len(&self) -> u32 {
+        if let Some(n) = self.nblocks {
+            return n;
+        }
         // Safety: the relation is open.
         unsafe { pg_sys::RelationGetNumberOfBlocksInFork(self.rel, self.fork) }
     }
