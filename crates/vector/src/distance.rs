@@ -41,29 +41,12 @@ fn dot_body(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-/// Dot product, squared norm of a and squared norm of b in one pass (for cosine distance).
+/// Dot product, squared norm of a and squared norm of b (for cosine distance). Three single-sum
+/// passes: each vectorizes as well as `dot` does, and after the first the vectors are in L1
+/// cache, whereas one loop with three sums measured at a quarter of the speed.
 #[inline(always)]
 fn cosine_parts_body(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
-    let mut ab = [0.0f32; LANES];
-    let mut aa = [0.0f32; LANES];
-    let mut bb = [0.0f32; LANES];
-    let (ac, ar) = a.split_at(a.len() / LANES * LANES);
-    let (bc, br) = b.split_at(ac.len());
-    for (x, y) in ac.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
-        for i in 0..LANES {
-            ab[i] += x[i] * y[i];
-            aa[i] += x[i] * x[i];
-            bb[i] += y[i] * y[i];
-        }
-    }
-    let (mut sab, mut saa, mut sbb): (f32, f32, f32) =
-        (ab.iter().sum(), aa.iter().sum(), bb.iter().sum());
-    for (x, y) in ar.iter().zip(br) {
-        sab += x * y;
-        saa += x * x;
-        sbb += y * y;
-    }
-    (sab, saa, sbb)
+    (dot_body(a, b), dot_body(a, a), dot_body(b, b))
 }
 
 macro_rules! dispatch {
