@@ -48,3 +48,9 @@ echo "|---|---:|"
 echo "| embedding: ORDER BY emb <-> \$1 LIMIT 10 | $ext |"
 echo "| plain SQL over real[]: ORDER BY sum((x-y)^2) LIMIT 10 | $plain |"
 rm -rf "$work"
+
+# The synthivf index access method (1M x 128 and 100k x 512; INDEX_BENCH=0 skips it).
+if [ "${INDEX_BENCH:-1}" = 1 ]; then
+    echo
+    bash scripts/bench-index.sh
+fi
