@@ -181,15 +181,20 @@ pub unsafe extern "C-unwind" fn amcostestimate(
         pg_sys::genericcostestimate(root, path, loop_count, &mut costs);
         let index = pg_sys::index_open((*(*path).indexinfo).indexoid, pg_sys::NoLock as i32);
         let rel = PgRelation::new(index);
-        let lists = if rel.is_empty() {
-            1
+        let (lists, dims) = if rel.is_empty() {
+            (1, 1)
         } else {
-            meta::read_meta(&rel).lists
+            let m = meta::read_meta(&rel);
+            (m.lists, m.dims)
         };
         pg_sys::index_close(index, pg_sys::NoLock as i32);
         let nprobe = options::scan_options().nprobe;
         let ratio = synthsearch_index::scan::scan_fraction(lists, nprobe);
-        let cost = costs.indexTotalCost * ratio;
+        // A scan reads the code pages of its lists (a code is about a fifth of a row's bytes)
+        // and only a few vector pages to rerank; the generic estimate counts every page.
+        let code_share = (dims + 16) as f64 / (5 * dims + 24) as f64;
+        let page_cost = costs.numIndexPages * costs.spc_random_page_cost;
+        let cost = ratio * (costs.indexTotalCost - page_cost + page_cost * code_share);
         *startup_cost = cost;
         *total_cost = cost;
         *selectivity = costs.indexSelectivity;
