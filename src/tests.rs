@@ -6,10 +6,22 @@ mod tests {
 
     #[pg_test]
     fn libtorch_loads_and_computes() {
-        let (version, device, threads, check) = Spi::get_four::<String, String, i64, f64>(
-            "SELECT libtorch_version, device, threads, \"check\" FROM synth_torch_info()",
-        )
-        .unwrap();
+        let (version, device, threads, check) = Spi::connect(|client| {
+            let row = client
+                .select(
+                    "SELECT libtorch_version, device, threads, \"check\" FROM synth_torch_info()",
+                    None,
+                    &[],
+                )
+                .unwrap()
+                .first();
+            (
+                row.get::<String>(1).unwrap(),
+                row.get::<String>(2).unwrap(),
+                row.get::<i64>(3).unwrap(),
+                row.get::<f64>(4).unwrap(),
+            )
+        });
         assert!(version.unwrap().starts_with("2.11"));
         // The tests run on machines without a GPU.
         assert_eq!(device.unwrap(), "cpu");

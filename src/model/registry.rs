@@ -279,22 +279,21 @@ pub(crate) fn store_loaded(
 /// `force`: stored embeddings and indexes belong to the active encoder.
 fn set_active(id: i64, force: bool) {
     let target = resolve(Some(&id.to_string()));
-    if !force {
-        if let Some(active) = row_from(
+    if !force
+        && let Some(active) = row_from(
             &format!("SELECT {COLUMNS} FROM @extschema@.synth_models WHERE active"),
             &[],
-        ) {
-            if active.encoder_version != target.encoder_version {
-                error(
-                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    format!(
-                        "model {} has encoder version {}, the active model {} has {}: embeddings and indexes \
-                         made with the active encoder would no longer match; re-encode them, then activate with force => true",
-                        target.id, target.encoder_version, active.id, active.encoder_version
-                    ),
-                );
-            }
-        }
+        )
+        && active.encoder_version != target.encoder_version
+    {
+        error(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "model {} has encoder version {}, the active model {} has {}: embeddings and indexes \
+                 made with the active encoder would no longer match; re-encode them, then activate with force => true",
+                target.id, target.encoder_version, active.id, active.encoder_version
+            ),
+        );
     }
     Spi::run(&q(
         "UPDATE @extschema@.synth_models SET active = false WHERE active",
