@@ -1,14 +1,17 @@
 //! The launcher: a static background worker, registered only when the library is preloaded
-//! (shared_preload_libraries), that runs once after every server start. It visits each database
-//! that allows connections, one short-lived worker at a time, and relaunches the unfinished
-//! training jobs there whose worker is gone (a crash or a restart): they resume from their last
-//! checkpoint. `synth_resume()` does the same on demand.
+//! (shared_preload_libraries). After every server start, and after every crash of a backend (the
+//! postmaster then restarts all workers but forgets those that had exited), it visits each
+//! database that allows connections, one short-lived worker at a time, and relaunches the
+//! unfinished training jobs there whose worker is gone: they resume from their last checkpoint.
+//! Then it sleeps until shutdown. `synth_resume()` does the same on demand.
+
+use std::time::Duration;
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::xact::{stop_requested, transaction};
+use super::xact::{nap, stop_requested, transaction};
 
 pub fn register() {
     BackgroundWorkerBuilder::new("synthsearch launcher")
@@ -16,6 +19,8 @@ pub fn register() {
         .set_library("synthsearch")
         .set_function("synth_launcher_main")
         .enable_spi_access()
+        // Restarted after a crash of the server's processes, so that it resumes jobs again.
+        .set_restart_time(Some(Duration::from_secs(10)))
         .load();
 }
 
@@ -25,6 +30,16 @@ pub extern "C-unwind" fn synth_launcher_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     // No database: only the shared catalogs, so no database is kept busy (CREATE/DROP DATABASE).
     BackgroundWorker::connect_worker_to_spi(None, None);
+    sweep();
+    // Stay, so that the postmaster restarts the launcher after a crash (an exited worker would
+    // be forgotten); a SIGTERM at shutdown ends the wait.
+    while !stop_requested() {
+        nap(Duration::from_secs(3600));
+    }
+}
+
+/// Relaunches the orphaned jobs of every database, one database at a time.
+fn sweep() {
     let databases = match transaction(|| {
         // Safety: pg_database is a shared catalog, readable without a database; the scan runs in
         // the transaction opened above and every tuple is read before the scan ends.

@@ -6,7 +6,7 @@ use synthsearch_model::{EncoderConfig, GeneratorConfig, TrainConfig};
 
 /// Everything a training job needs besides its two tables.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainOptions {
     /// Registry name of the model the job stores (a new version of it).
     pub name: String,
@@ -53,6 +53,13 @@ pub const SHORTHANDS: &[&str] = &[
     "gan_steps",
     "seed",
 ];
+
+/// Options stored by an older version lack the newer fields: they take these defaults.
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self::defaults(1, "auto")
+    }
+}
 
 impl TrainOptions {
     pub fn defaults(threads: i32, device: &str) -> TrainOptions {

@@ -79,7 +79,8 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
-/// Sleeps up to `timeout` on the latch; the process exits if the postmaster has died.
+/// Sleeps up to `timeout` on the latch and handles interrupts; the process exits if the
+/// postmaster has died.
 pub fn nap(timeout: Duration) {
     // Safety: MyLatch is this process's latch; WL_EXIT_ON_PM_DEATH ends the process cleanly
     // when the postmaster is gone.
@@ -92,4 +93,6 @@ pub fn nap(timeout: Duration) {
         );
         pg_sys::ResetLatch(pg_sys::MyLatch);
     }
+    // Absorbs ProcSignalBarriers (DROP DATABASE waits for every process to take them).
+    pg_sys::check_for_interrupts!();
 }

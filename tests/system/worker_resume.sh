@@ -97,4 +97,14 @@ wait_for "SELECT attempts = 2 FROM synth_jobs WHERE job = $job2" 60 || fail "job
 wait_for "SELECT state = 'succeeded' FROM synth_jobs WHERE job = $job2" 120 || fail "job $job2 did not finish after synth_resume()"
 [ "$(q "SELECT attempts FROM synth_jobs WHERE job = $job2")" = 2 ] || fail "job $job2 ran more than twice"
 
+# 5. A crash of the worker itself: the postmaster resets every process, restarts the launcher,
+#    and the launcher resumes the job.
+job3=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
+    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
+    \"generator\": {\"cond_dim\": 16}, \"steps\": 60, \"checkpoint_every\": 10, \"name\": \"resumed\"}')")
+wait_for "SELECT step >= 15 FROM synth_jobs WHERE job = $job3" 120 || fail "job $job3 did not start"
+kill -9 "$(q "SELECT worker_pid FROM synth_jobs WHERE job = $job3")"
+wait_for "SELECT state = 'succeeded' AND attempts = 2 FROM synth_jobs WHERE job = $job3" 180 \
+    || fail "job $job3 did not resume after its worker crashed"
+
 psql -d postgres -c "DROP DATABASE worker_resume WITH (FORCE)"
