@@ -21,7 +21,7 @@ psql -v products="$products" -f scripts/demo.sql
 # The model: small enough to train on a laptop CPU in minutes (32x32 images, narrow networks).
 options=$(cat <<JSON
 {"name": "demo", "activate": true, "threads": $threads, "image_size": 32, "embed_dim": 32,
- "encoder_width": 8, "generator_width": 16, "batch": 32, "encoder_steps": 600, "gan_steps": 1400,
+ "encoder_width": 8, "generator_width": 16, "batch": 32, "encoder_steps": 400, "gan_steps": 2000,
  "encoder": {"text": {"buckets": 4096, "dim": 32}, "compose_hidden": 64}, "generator": {"cond_dim": 64},
  "checkpoint_every": 200, "eval_queries": 300, "max_seconds": $((minutes * 60))}
 JSON
