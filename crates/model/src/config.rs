@@ -225,6 +225,9 @@ pub struct TrainConfig {
     pub contrastive_weight: f64,
     /// Fraction of samples trained without the image condition (text-only mode).
     pub text_only_prob: f64,
+    /// Fraction of the other samples trained without source pixels (embedding reference only).
+    #[serde(default)]
+    pub pixel_drop_prob: f64,
     /// Softmax temperature of the stage-1 contrastive loss.
     pub temperature: f64,
 }
@@ -249,6 +252,7 @@ impl Default for TrainConfig {
             l1_weight: 5.0,
             contrastive_weight: 1.0,
             text_only_prob: 0.1,
+            pixel_drop_prob: 0.2,
             temperature: 0.1,
         }
     }
@@ -284,6 +288,7 @@ impl TrainConfig {
         for (name, v) in [
             ("label_smoothing", self.label_smoothing),
             ("text_only_prob", self.text_only_prob),
+            ("pixel_drop_prob", self.pixel_drop_prob),
         ] {
             check((0.0..1.0).contains(&v), || {
                 format!("{name} must be in [0, 1), not {v}")

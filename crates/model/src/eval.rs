@@ -24,18 +24,21 @@ pub enum Method {
     TextOnly,
     /// Baseline: image+text composition without the GAN.
     Composition,
-    /// SynthTriplet: the embedding of the generated image.
+    /// SynthTriplet: the embedding of the image generated from the source image and text.
     Gan,
+    /// The generator given only the source's stored embedding (no pixels).
+    GanFromEmbedding,
     /// The generator without the image condition.
     GanTextOnly,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::ImageOnly,
         Method::TextOnly,
         Method::Composition,
         Method::Gan,
+        Method::GanFromEmbedding,
         Method::GanTextOnly,
     ];
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Method {
             Method::TextOnly => "text only",
             Method::Composition => "image+text composition (no GAN)",
             Method::Gan => "SynthTriplet GAN",
+            Method::GanFromEmbedding => "GAN from the stored embedding",
             Method::GanTextOnly => "GAN, text only",
         }
     }
@@ -117,6 +121,7 @@ fn embed(model: &Model, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f32
 /// Query embeddings of one method for `pairs`.
 fn queries(
     model: &Model,
+    data: &Dataset,
     method: Method,
     pairs: &[PairRef],
     source_emb: &[Vec<f32>],
@@ -132,19 +137,32 @@ fn queries(
         let b = chunk.len() as i64;
         let flat: Vec<f32> = emb.iter().flatten().copied().collect();
         let es = Tensor::from_slice(&flat).view([b, d]).to_device(dev);
-        let with_image = matches!(method, Method::Composition | Method::Gan);
+        let with_image = matches!(
+            method,
+            Method::Composition | Method::Gan | Method::GanFromEmbedding
+        );
         let has = Tensor::full(
             [b, 1],
             if with_image { 1.0 } else { 0.0 },
             (Kind::Float, dev),
         );
         let texts: Vec<Vec<String>> = chunk.iter().map(PairRef::joined).collect();
+        let pixels = (method == Method::Gan).then(|| {
+            let idx: Vec<usize> = chunk.iter().map(|p| p.candidate).collect();
+            data.batch(&idx).to_device(dev)
+        });
         let q = tch::no_grad(|| -> Result<Tensor> {
             Ok(match method {
                 Method::TextOnly | Method::Composition => model.compose_tensor(&es, &has, &texts),
                 _ => {
                     model
-                        .generate_tensor(&es, &has, &texts, &model.noise(chunk.len(), None))?
+                        .generate_tensor(
+                            &es,
+                            &has,
+                            pixels.as_ref(),
+                            &texts,
+                            &model.noise(chunk.len(), None),
+                        )?
                         .1
                 }
             })
@@ -170,7 +188,7 @@ pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<Eva
     let mut methods = Vec::new();
     let mut gallery_total = 0usize;
     for method in Method::ALL {
-        let q = queries(model, method, &pairs, &source_emb)?;
+        let q = queries(model, data, method, &pairs, &source_emb)?;
         let mut hits = [0usize; KS.len()];
         gallery_total = 0;
         for (p, qv) in pairs.iter().zip(&q) {

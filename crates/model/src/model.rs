@@ -15,6 +15,13 @@ use crate::nets::{
 use crate::rng::SplitMix64;
 use crate::text::{WordVectors, checked_words};
 
+/// A checkpoint's model, header and trainer state (optimizer moments by name).
+pub(crate) type Loaded = (
+    Model,
+    Header,
+    Option<std::collections::HashMap<String, Tensor>>,
+);
+
 /// What a query starts from.
 #[derive(Clone, Copy, Debug)]
 pub enum Reference<'a> {
@@ -276,14 +283,7 @@ impl Model {
         Ok(Self::from_bytes_full(bytes, device)?.0)
     }
 
-    pub(crate) fn from_bytes_full(
-        bytes: &[u8],
-        device: Device,
-    ) -> Result<(
-        Model,
-        Header,
-        Option<std::collections::HashMap<String, Tensor>>,
-    )> {
+    pub(crate) fn from_bytes_full(bytes: &[u8], device: Device) -> Result<Loaded> {
         let (header, sections) = checkpoint::read(bytes)?;
         header.encoder.config.validate()?;
         header.generator.config.validate()?;
@@ -450,6 +450,17 @@ impl Model {
         self.text.forward(&batch)
     }
 
+    /// Source pixels `[1,3,S,S]` of an image reference, zeros otherwise.
+    fn reference_pixels(&self, reference: Reference<'_>) -> Tensor {
+        let s = self.enc_cfg.image_size;
+        match reference {
+            Reference::Image(chw) => Tensor::from_slice(chw)
+                .view([1, 3, s, s])
+                .to_device(self.device),
+            _ => Tensor::zeros([1, 3, s, s], (Kind::Float, self.device)),
+        }
+    }
+
     fn reference_embedding(&self, reference: Reference<'_>) -> Result<(Tensor, Tensor)> {
         let d = self.enc_cfg.embed_dim;
         let (e, has) = match reference {
@@ -505,10 +516,11 @@ impl Model {
     ) -> Result<Generated> {
         let words = checked_words(text)?;
         let (e, has) = self.reference_embedding(reference)?;
+        let px = self.reference_pixels(reference);
         let z = self.noise(1, seed);
         let (img, emb) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
             let t = self.text_features(&[words]);
-            let img = self.generator.forward(&z, &condition(&e, &has, &t));
+            let img = self.generator.forward(&z, &condition(&e, &has, &t), &px);
             let emb = self.image.forward(&img)?;
             Ok((img, emb))
         })?;
@@ -518,16 +530,29 @@ impl Model {
         })
     }
 
-    /// Batched generation for evaluation and benchmarks: `e_src [B,D]`, `has [B,1]`.
+    /// Batched generation for evaluation and benchmarks: `e_src [B,D]`, `has [B,1]`, source
+    /// pixels `[B,3,S,S]` (None: without pixels, from the embedding alone).
     pub fn generate_tensor(
         &self,
         e_src: &Tensor,
         has_image: &Tensor,
+        pixels: Option<&Tensor>,
         texts: &[Vec<String>],
         z: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
         let t = self.text_features(texts);
-        let img = self.generator.forward(z, &condition(e_src, has_image, &t));
+        let s = self.enc_cfg.image_size;
+        let zeros;
+        let px = match pixels {
+            Some(p) => p,
+            None => {
+                zeros = Tensor::zeros([e_src.size()[0], 3, s, s], (Kind::Float, self.device));
+                &zeros
+            }
+        };
+        let img = self
+            .generator
+            .forward(z, &condition(e_src, has_image, &t), px);
         let emb = self.image.forward(&img)?;
         Ok((img, emb))
     }

@@ -240,7 +240,8 @@ impl TextEncoder {
     pub fn forward(&self, batch: &TextBatch) -> Tensor {
         let mut h = masked_mean(&self.buckets, &batch.ids);
         if let (Some((table, proj)), Some(rows)) = (&self.pretrained, &batch.word_rows) {
-            h = h + proj.forward(&masked_mean(table, rows));
+            // Out of place: autograd keeps its graph.
+            h = &h + proj.forward(&masked_mean(table, rows));
         }
         self.fc.forward(&h)
     }
@@ -289,13 +290,18 @@ impl Composer {
     }
 }
 
-/// Conditional generator: (noise, image embedding, text) -> `[B,3,S,S]` in [-1,1].
-/// A linear layer seeds a 4x4 map; each `upN` block doubles the side and is FiLM-modulated
-/// (Perez et al. 2018) by the condition.
+/// Conditional generator: (noise, source pixels, image embedding, text) -> `[B,3,S,S]` in [-1,1].
+///
+/// A U-Net (Ronneberger et al. 2015; pix2pix, Isola et al. 2017): `gen/src1..` encode the source
+/// image down to 4x4; a linear layer (`gen/fc`) seeds a 4x4 map from noise and condition; each
+/// `gen/upN` block doubles the side, takes the source features of its level as a skip input and
+/// is FiLM-modulated (Perez et al. 2018) by the condition. Without source pixels (a stored
+/// embedding or a text-only query) the pixel input is zeros and the embedding carries the source.
 #[derive(Debug)]
 pub struct Generator {
     fc: nn::Linear,
     cond: nn::Linear,
+    src: Vec<nn::Conv2D>,
     ups: Vec<(nn::Conv2D, nn::GroupNorm, nn::Linear)>,
     out: nn::Conv2D,
     c0: i64,
@@ -315,9 +321,15 @@ impl Generator {
             Default::default(),
         );
         let cond = nn::linear(p / "cond", cond_in, cfg.cond_dim, Default::default());
+        // src{k} maps level levels-k+1 (the image for k = 1) to level levels-k.
+        let mut src = Vec::new();
+        for k in 1..=levels {
+            let cin = if k == 1 { 3 } else { chan(levels - k + 1) };
+            src.push(conv(p / format!("src{k}"), cin, chan(levels - k), 4, 2, 1));
+        }
         let mut ups = Vec::new();
         for l in 1..=levels {
-            let (cin, cout) = (chan(l - 1), chan(l));
+            let (cin, cout) = (2 * chan(l - 1), chan(l));
             ups.push((
                 conv(p / format!("up{l}"), cin, cout, 3, 1, 1),
                 nn::group_norm(
@@ -340,10 +352,11 @@ impl Generator {
                 ),
             ));
         }
-        let out = conv(p / "out", chan(levels), 3, 3, 1, 1);
+        let out = conv(p / "out", chan(levels) + 3, 3, 3, 1, 1);
         Generator {
             fc,
             cond,
+            src,
             ups,
             out,
             c0,
@@ -351,21 +364,31 @@ impl Generator {
         }
     }
 
-    pub fn forward(&self, z: &Tensor, cond: &Tensor) -> Tensor {
+    /// `src` is `[B,3,S,S]`, zeros where a sample has no source pixels.
+    pub fn forward(&self, z: &Tensor, cond: &Tensor, src: &Tensor) -> Tensor {
         let c = self.cond.forward(cond).relu();
+        // Skip features, finest first: level levels-1 down to level 0.
+        let mut skips = Vec::with_capacity(self.src.len());
+        let mut h = src.shallow_clone();
+        for conv in &self.src {
+            h = lrelu(&conv.forward(&h));
+            skips.push(h.shallow_clone());
+        }
         let mut x = self
             .fc
             .forward(&Tensor::cat(&[z, cond], 1))
             .relu()
             .view([-1, self.c0, 4, 4]);
         for (conv, norm, film) in &self.ups {
-            let (h, w) = (x.size()[2], x.size()[3]);
-            x = norm.forward(&conv.forward(&x.upsample_nearest2d([h * 2, w * 2], None, None)));
+            let skip = skips.pop().expect("one skip a level");
+            let x2 = Tensor::cat(&[&x, &skip], 1);
+            let (h, w) = (x2.size()[2], x2.size()[3]);
+            x = norm.forward(&conv.forward(&x2.upsample_nearest2d([h * 2, w * 2], None, None)));
             let gb = film.forward(&c).unsqueeze(-1).unsqueeze(-1);
             let parts = gb.chunk(2, 1);
             x = (x * (parts[0].shallow_clone() + 1.0) + &parts[1]).relu();
         }
-        self.out.forward(&x).tanh()
+        self.out.forward(&Tensor::cat(&[&x, src], 1)).tanh()
     }
 }
 

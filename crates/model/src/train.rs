@@ -338,6 +338,23 @@ impl Trainer {
         let es = self.gather(emb, pairs.iter().map(|p| p.candidate));
         let et = self.gather(emb, pairs.iter().map(|p| p.target));
         let real = self.gather(&self.images, pairs.iter().map(|p| p.target));
+        // Source pixels, dropped for text-only samples and for some others, so that generation
+        // from a stored embedding (no pixels) works too.
+        let keep: Vec<f32> = (0..pairs.len())
+            .map(|_| {
+                if rng.unit() < self.cfg.pixel_drop_prob {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let keep = Tensor::from_slice(&keep)
+            .view([pairs.len() as i64, 1, 1, 1])
+            .to_device(self.model.device());
+        let px = self.gather(&self.images, pairs.iter().map(|p| p.candidate))
+            * keep
+            * has.view([-1, 1, 1, 1]);
         let m = &self.model;
         let cfg = &self.cfg;
         let b = pairs.len() as i64;
@@ -349,7 +366,7 @@ impl Trainer {
         let mut w_dist = 0.0;
         for _ in 0..cfg.n_critic {
             let z = m.noise(pairs.len(), Some(rng.next_u64()));
-            let fake = tch::no_grad(|| m.generator.forward(&z, &cond));
+            let fake = tch::no_grad(|| m.generator.forward(&z, &cond, &px));
             let d_real = m.critic.forward(&real, &cond);
             let d_fake = m.critic.forward(&fake, &cond);
             let loss = match cfg.gan_loss {
@@ -398,7 +415,7 @@ impl Trainer {
         }
 
         let z = m.noise(pairs.len(), Some(rng.next_u64()));
-        let fake = m.generator.forward(&z, &cond);
+        let fake = m.generator.forward(&z, &cond, &px);
         let d_fake = m.critic.forward(&fake, &cond);
         let adv = match cfg.gan_loss {
             GanLoss::WassersteinGp => -d_fake.mean(Kind::Float),
@@ -427,10 +444,10 @@ impl Trainer {
             .nll_loss(&labels);
         let mut loss = &adv * cfg.adv_weight + &triplet * cfg.triplet_weight;
         if cfg.l1_weight > 0.0 {
-            loss = loss + &l1 * cfg.l1_weight;
+            loss = &loss + &l1 * cfg.l1_weight;
         }
         if cfg.contrastive_weight > 0.0 {
-            loss = loss + &contrastive * cfg.contrastive_weight;
+            loss = &loss + &contrastive * cfg.contrastive_weight;
         }
         self.opt_gen.zero_grad();
         loss.f_backward()?;

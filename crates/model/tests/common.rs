@@ -11,6 +11,8 @@ use tch::Device;
 pub const SIZE: usize = 16;
 
 /// A small catalog at 16x16 with half the products held out for validation.
+// The trainer takes an Arc like the database worker does; these tests stay on one thread.
+#[allow(clippy::arc_with_non_send_sync)]
 pub fn data(products: usize) -> Arc<Dataset> {
     let cat = generate(&CatalogConfig {
         seed: 7,

@@ -17,6 +17,12 @@ use tch::{Device, Kind, Tensor};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+// The trainer takes an Arc like the database worker does; this binary stays on one thread.
+#[allow(clippy::arc_with_non_send_sync)]
+fn shared(d: Dataset) -> Arc<Dataset> {
+    Arc::new(d)
+}
+
 #[derive(Parser)]
 #[command(
     name = "synth",
@@ -53,7 +59,7 @@ enum Cmd {
         seed: u64,
     },
     /// Train a model (stage 1: encoders; stage 2: the conditional GAN).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Recall@K of the model and the baselines on the validation pairs.
     Eval {
         #[arg(long)]
@@ -235,7 +241,7 @@ fn run(cli: Cli) -> AnyResult<()> {
             );
             Ok(())
         }
-        Cmd::Train(a) => train(a, dev),
+        Cmd::Train(a) => train(*a, dev),
         Cmd::Eval {
             model,
             data,
@@ -321,14 +327,14 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         Some(p) => {
             let bytes = read(p)?;
             let peek = Model::from_bytes(&bytes, Device::Cpu)?;
-            let data = Arc::new(load_data(&a.data, peek.image_size())?);
+            let data = shared(load_data(&a.data, peek.image_size())?);
             let mut t = Trainer::resume(&bytes, data, dev)?;
             t.set_gan_steps(a.gan_steps);
             eprintln!("resumed at step {}", t.steps_done());
             t
         }
         None => {
-            let data = Arc::new(load_data(&a.data, a.size as usize)?);
+            let data = shared(load_data(&a.data, a.size as usize)?);
             tch::manual_seed(a.seed as i64);
             let (kind, script) = match &a.torchscript {
                 Some(p) => (
@@ -413,10 +419,12 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
                 hms((total - done) as f64 / rate.max(1e-9))
             );
         }
-        if let Some(dir) = &a.grids {
-            if done % a.grid_every == 0 || done == total {
-                write_grid(trainer.model(), trainer.data(), dir, done)?;
-            }
+        if let Some(dir) = a
+            .grids
+            .as_ref()
+            .filter(|_| done % a.grid_every == 0 || done == total)
+        {
+            write_grid(trainer.model(), trainer.data(), dir, done)?;
         }
         if done % a.save_every == 0 {
             std::fs::write(&a.out, trainer.save()?)?;
@@ -462,8 +470,10 @@ fn write_grid(m: &Model, d: &Dataset, dir: &Path, step: u64) -> AnyResult<()> {
         let es = m.encode_tensor(&src)?;
         let one = Tensor::ones([b, 1], (Kind::Float, m.device()));
         let z = m.noise(pairs.len(), None);
-        let g = m.generate_tensor(&es, &one, &texts, &z)?.0;
-        let gt = m.generate_tensor(&es, &one.zeros_like(), &texts, &z)?.0;
+        let g = m.generate_tensor(&es, &one, Some(&src), &texts, &z)?.0;
+        let gt = m
+            .generate_tensor(&es, &one.zeros_like(), None, &texts, &z)?
+            .0;
         Ok((src, tgt, g, gt))
     })?;
     let per = (3 * s * s) as usize;
@@ -505,7 +515,7 @@ fn bench(dev: Device, size: i64, iters: usize, batch: usize) -> AnyResult<()> {
         image_size: size as u32,
         ..CatalogConfig::default()
     });
-    let data = Arc::new(Dataset::from_catalog(&cat, size as usize)?);
+    let data = shared(Dataset::from_catalog(&cat, size as usize)?);
     tch::manual_seed(1);
     let init = ModelInit {
         encoder: EncoderConfig {
@@ -547,7 +557,13 @@ fn bench(dev: Device, size: i64, iters: usize, batch: usize) -> AnyResult<()> {
         let one = Tensor::ones([b as i64, 1], (Kind::Float, dev));
         let texts = vec![vec!["in".to_string(), "black".into(), "leather".into()]; b];
         let z = m.noise(b, None);
-        let run = || tch::no_grad(|| m.generate_tensor(&es, &one, &texts, &z).map(|_| ()));
+        let px = Tensor::zeros([b as i64, 3, size, size], (Kind::Float, dev));
+        let run = || {
+            tch::no_grad(|| {
+                m.generate_tensor(&es, &one, Some(&px), &texts, &z)
+                    .map(|_| ())
+            })
+        };
         for _ in 0..3 {
             run()?;
         }
