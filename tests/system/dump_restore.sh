@@ -14,7 +14,7 @@ psql -d dump_src <<'SQL'
 CREATE EXTENSION synthsearch;
 CREATE TABLE products (id int PRIMARY KEY, emb embedding(4), tags embedding);
 INSERT INTO products
-SELECT i, ARRAY[i, i * 0.5, -i, 1e-7 * i]::embedding(4), CASE WHEN i % 3 = 0 THEN NULL ELSE '[0.1,0.2]' END
+SELECT i, ARRAY[i, i * 0.5, -i, 1e-7 * i]::embedding(4), CASE WHEN i % 3 = 0 THEN NULL ELSE '[0.1,0.2]'::embedding END
 FROM generate_series(1, 500) i;
 CREATE INDEX ON products (emb);
 SQL
