@@ -91,6 +91,10 @@ CREATE FUNCTION synth_generate(reference embedding, wish text) RETURNS bytea
     AS 'MODULE_PATHNAME', 'synth_generate_emb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION synth_generate(reference embedding, wish text, model text) RETURNS bytea
     AS 'MODULE_PATHNAME', 'synth_generate_emb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_generate(wish text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_generate_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_generate(wish text, model text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_generate_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 -- LANGUAGE sql wrappers that the planner inlines into `product <-> q` and `synth_encode(image) <-> q`,
 -- so an index on the column or on synth_encode(img) serves ORDER BY synth_distance(...) LIMIT k.

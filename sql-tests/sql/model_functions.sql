@@ -42,6 +42,8 @@ FROM pngs a, pngs b WHERE a.name = 'red' AND b.name = 'black';
 
 -- synth_generate: a PNG of the model's size
 SELECT substring(synth_generate(img, 'in black leather') FROM 1 FOR 8) = '\x89504e470d0a1a0a'::bytea AS is_png FROM pngs WHERE name = 'red';
+SELECT substring(synth_generate('in black leather') FROM 1 FOR 8) = '\x89504e470d0a1a0a'::bytea AS text_only_is_png;
+SELECT sqlstate_of($$SELECT synth_generate('')$$);
 
 -- distance, and synth_distance inlined into the operator
 CREATE TABLE products AS SELECT name, img, synth_encode(img) AS emb FROM pngs WHERE name <> 'bomb';

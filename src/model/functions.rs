@@ -152,6 +152,7 @@ pg_function_info_v1!(
     pg_finfo_synth_query_emb,
     pg_finfo_synth_generate_bytea,
     pg_finfo_synth_generate_emb,
+    pg_finfo_synth_generate_text,
 );
 
 /// # Safety
@@ -294,4 +295,20 @@ pub extern "C-unwind" fn synth_generate_bytea(fcinfo: pg_sys::FunctionCallInfo) 
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn synth_generate_emb(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     generate_datum(fcinfo, true)
+}
+
+/// `synth_generate(wish text [, model text]) -> bytea` (PNG): what a text-only query synthesizes.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_generate_text(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: declared STRICT (text [, text]).
+    let (text, model) = unsafe { (text_arg(fcinfo, 0), model_arg(fcinfo, 1)) };
+    check_wish(text);
+    let (_, m) = cache::model(model);
+    let generated = m
+        .generate(Reference::None, text, None)
+        .unwrap_or_else(|e| model_error(e));
+    let png = image_io::chw_to_png(&generated.image, m.image_size() as u32)
+        .unwrap_or_else(|e| image_error(e));
+    pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&png).into_pg())
 }
