@@ -23,7 +23,8 @@ SELECT n, reference, wish,
        CASE WHEN reference IS NULL THEN wish::synthquery
             ELSE synth_query((SELECT img FROM demo_products WHERE id = reference), wish) END AS query,
        CASE WHEN reference IS NOT NULL
-            THEN synth_generate((SELECT img FROM demo_products WHERE id = reference), wish) END AS generated
+            THEN synth_generate((SELECT img FROM demo_products WHERE id = reference), wish)
+            ELSE synth_generate(wish) END AS generated
 FROM demo_queries;
 
 CREATE TEMP TABLE hits AS
