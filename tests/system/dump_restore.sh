@@ -17,6 +17,9 @@ INSERT INTO products
 SELECT i, ARRAY[i, i * 0.5, -i, 1e-7 * i]::embedding(4), CASE WHEN i % 3 = 0 THEN NULL ELSE '[0.1,0.2]'::embedding END
 FROM generate_series(1, 500) i;
 CREATE INDEX ON products (emb);
+-- the model registry travels with the data
+SELECT synth_model_create('dumped', '{"encoder": {"image_size": 16, "embed_dim": 8, "compose_hidden": 16,
+  "text": {"buckets": 256, "dim": 8}}, "generator": {"noise_dim": 4, "width": 8, "cond_dim": 16, "critic_width": 4}}', 3);
 SQL
 "$PG_BIN/pg_dump" "${conn[@]}" -Fc -f "$work/db.dump" dump_src
 "$PG_BIN/pg_restore" "${conn[@]}" -d dump_custom "$work/db.dump"
@@ -31,6 +34,12 @@ for db in dump_custom dump_plain; do
         echo "$db differs from the source after restore" >&2
         exit 1
     fi
+    # the registry survived: same model, same weights, still active, and it still runs
+    m="SELECT name || ':' || version || ':' || encoder_version || ':' || active || ':' || \
+       (SELECT md5(string_agg(bytes, ''::bytea ORDER BY part)) FROM synth_model_parts WHERE model = m.id) FROM synth_models m"
+    [ "$(psql -d "$db" -tA -c "$m")" = "$(psql -d dump_src -tA -c "$m")" ] || { echo "$db: model registry differs" >&2; exit 1; }
+    psql -d "$db" -tA -c "SELECT dims(synth_query_embedding('in black leather'::synthquery))" | grep -qx 8 \
+        || { echo "$db: the restored model does not run" >&2; exit 1; }
     # the typmod survived
     t=$(psql -d "$db" -tA -c "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'products'::regclass AND attname = 'emb'")
     [ "$t" = "embedding(4)" ] || { echo "$db: column type is $t" >&2; exit 1; }
