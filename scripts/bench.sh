@@ -54,3 +54,9 @@ if [ "${INDEX_BENCH:-1}" = 1 ]; then
     echo
     bash scripts/bench-index.sh
 fi
+
+# The model functions through SQL (MODEL_BENCH=0 skips it).
+if [ "${MODEL_BENCH:-1}" = 1 ]; then
+    echo
+    bash scripts/bench-model.sh
+fi
