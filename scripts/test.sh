@@ -71,7 +71,10 @@ system_tests() {
 }
 
 pgrx_tests() {
+    # pgrx creates the cluster inside this folder as the OS user postgres.
     rm -rf "$STATE/pgrx-test-data"
+    mkdir -p "$STATE/pgrx-test-data"
+    chown postgres: "$STATE/pgrx-test-data"
     cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$STATE/pgrx-test-data"
 }
 

@@ -1,7 +1,7 @@
 -- Model functions against a model with fresh weights (training is tested elsewhere): the
 -- plumbing, the synthquery type, planning and errors. Embeddings of an untrained model mean
 -- nothing, so only shapes, identities and errors are asserted here.
-CREATE FUNCTION sqlstate_of(query text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION sqlstate_of(query text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE query;
     RETURN 'no error';
