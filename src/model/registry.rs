@@ -398,7 +398,7 @@ fn synth_model_create(name: &str, config: default!(JsonB, "'{}'"), seed: default
 }
 
 /// Merges `over` into `base` (objects key by key, anything else replaced).
-fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+pub(crate) fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
     match (base, over) {
         (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
             for (k, v) in o {

@@ -1,6 +1,7 @@
 //! The options of `synth_train`: what a user may leave out gets its default here, and the job row
 //! stores the resolved whole, so a resumed job repeats the same recipe.
 
+use crate::model::registry::merge;
 use serde::{Deserialize, Serialize};
 use synthsearch_model::{EncoderConfig, GeneratorConfig, TrainConfig};
 
@@ -205,17 +206,5 @@ impl TrainOptions {
         self.encoder.validate().map_err(|e| e.to_string())?;
         self.generator.validate().map_err(|e| e.to_string())?;
         self.train.validate().map_err(|e| e.to_string())
-    }
-}
-
-/// Merges `over` into `base` (objects key by key, anything else replaced).
-fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
-    match (base, over) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (b, o) => *b = o.clone(),
     }
 }
