@@ -58,6 +58,13 @@ pub struct GeneratorConfig {
     /// Width of the conditioning vector fed to FiLM layers and the critic's projection.
     pub cond_dim: i64,
     pub critic_width: i64,
+    /// Also condition on the composition head's output (the image+text embedding the encoder
+    /// stage learned for the wanted product), so the generator decodes a point of the embedding
+    /// space instead of rediscovering the edit from raw text. Checkpoints written before this
+    /// switch existed read as `false`; `false` is not written, so their versions (hashes of the
+    /// serialized config and the weights) stay what they were.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compose_condition: bool,
 }
 
 impl Default for TextConfig {
@@ -92,8 +99,13 @@ impl Default for GeneratorConfig {
             width: 12,
             cond_dim: 128,
             critic_width: 8,
+            compose_condition: true,
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
@@ -223,6 +235,11 @@ pub struct TrainConfig {
     /// triplet loss generalized to all negatives; not in the seed, 0 turns it off).
     #[serde(default)]
     pub contrastive_weight: f64,
+    /// Stage 2: weight of the perceptual loss, the L1 distance between the frozen CNN encoder's
+    /// activation maps of the generated image and of the target (no effect with a TorchScript
+    /// encoder).
+    #[serde(default)]
+    pub feature_weight: f64,
     /// Fraction of samples trained without the image condition (text-only mode).
     pub text_only_prob: f64,
     /// Fraction of the other samples trained without source pixels (embedding reference only).
@@ -237,11 +254,11 @@ impl Default for TrainConfig {
         TrainConfig {
             seed: 42,
             batch_size: 64,
-            encoder_steps: 1500,
-            gan_steps: 3000,
+            encoder_steps: 2000,
+            gan_steps: 4500,
             lr_encoder: 2e-3,
-            lr_generator: 2e-4,
-            lr_critic: 4e-4,
+            lr_generator: 5e-4,
+            lr_critic: 1e-3,
             gan_loss: GanLoss::WassersteinGp,
             gp_weight: 10.0,
             label_smoothing: 0.1,
@@ -251,6 +268,7 @@ impl Default for TrainConfig {
             triplet_margin: 0.5,
             l1_weight: 5.0,
             contrastive_weight: 1.0,
+            feature_weight: 2.0,
             text_only_prob: 0.1,
             pixel_drop_prob: 0.2,
             temperature: 0.1,
@@ -280,6 +298,7 @@ impl TrainConfig {
             ("triplet_margin", self.triplet_margin),
             ("l1_weight", self.l1_weight),
             ("contrastive_weight", self.contrastive_weight),
+            ("feature_weight", self.feature_weight),
         ] {
             check(v.is_finite() && v >= 0.0, || {
                 format!("{name} must be zero or positive, not {v}")

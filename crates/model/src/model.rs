@@ -520,7 +520,9 @@ impl Model {
         let z = self.noise(1, seed);
         let (img, emb) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
             let t = self.text_features(&[words]);
-            let img = self.generator.forward(&z, &condition(&e, &has, &t), &px);
+            let img = self
+                .generator
+                .forward(&z, &self.generator_condition(&e, &has, &t), &px);
             let emb = self.image.forward(&img)?;
             Ok((img, emb))
         })?;
@@ -552,9 +554,25 @@ impl Model {
         };
         let img = self
             .generator
-            .forward(z, &condition(e_src, has_image, &t), px);
+            .forward(z, &self.generator_condition(e_src, has_image, &t), px);
         let emb = self.image.forward(&img)?;
         Ok((img, emb))
+    }
+
+    /// What the generator and the critic are conditioned on (text features already computed).
+    pub(crate) fn generator_condition(
+        &self,
+        e_src: &Tensor,
+        has: &Tensor,
+        text: &Tensor,
+    ) -> Tensor {
+        let c = condition(e_src, has, text);
+        if self.gen_cfg.compose_condition {
+            let q = self.composer.forward(e_src, has, text);
+            Tensor::cat(&[c, q], 1)
+        } else {
+            c
+        }
     }
 
     /// Composition for a batch (evaluation).

@@ -80,11 +80,19 @@ impl CnnEncoder {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_features(x).1
+    }
+
+    /// The embedding and the activation map of every level (finest first): the trainer matches
+    /// a generated image's maps to its target's (a perceptual loss in the encoder's own space).
+    pub fn forward_features(&self, x: &Tensor) -> (Vec<Tensor>, Tensor) {
         let mut h = x.shallow_clone();
+        let mut maps = Vec::with_capacity(self.downs.len());
         for (c, n) in &self.downs {
             h = lrelu(&n.forward(&c.forward(&h)));
+            maps.push(h.shallow_clone());
         }
-        l2_normalize(&self.fc.forward(&h.flatten(1, -1)))
+        (maps, l2_normalize(&self.fc.forward(&h.flatten(1, -1))))
     }
 }
 
@@ -145,6 +153,15 @@ impl ImageEncoder {
         match self {
             ImageEncoder::Cnn(e) => Ok(e.forward(x)),
             ImageEncoder::Script(e) => e.forward(x),
+        }
+    }
+
+    /// The embedding with the CNN's activation maps (none for a TorchScript module, which is
+    /// opaque).
+    pub fn forward_features(&self, x: &Tensor) -> Result<(Vec<Tensor>, Tensor)> {
+        match self {
+            ImageEncoder::Cnn(e) => Ok(e.forward_features(x)),
+            ImageEncoder::Script(e) => Ok((Vec::new(), e.forward(x)?)),
         }
     }
 }
@@ -247,7 +264,18 @@ impl TextEncoder {
     }
 }
 
-/// The condition every conditional part sees: `[e_src * has, has, text]`.
+/// Width of the generator's and critic's condition vector.
+pub fn condition_dim(cfg: &GeneratorConfig, enc: &EncoderConfig) -> i64 {
+    let base = enc.embed_dim + 1 + enc.text.dim;
+    if cfg.compose_condition {
+        base + enc.embed_dim
+    } else {
+        base
+    }
+}
+
+/// The condition the composition head sees: `[e_src * has, has, text]`; the generator and the
+/// critic see it followed by the composed embedding when `compose_condition` is on.
 pub fn condition(e_src: &Tensor, has_image: &Tensor, text: &Tensor) -> Tensor {
     Tensor::cat(
         &[
@@ -312,7 +340,7 @@ impl Generator {
     pub fn new(p: &nn::Path, cfg: &GeneratorConfig, enc: &EncoderConfig) -> Self {
         let levels = down_levels(enc.image_size);
         let chan = |level: usize| cfg.width * (1i64 << (levels - level).min(2));
-        let cond_in = enc.embed_dim + 1 + enc.text.dim;
+        let cond_in = condition_dim(cfg, enc);
         let c0 = chan(0);
         let fc = nn::linear(
             p / "fc",
@@ -411,7 +439,7 @@ impl Critic {
             downs.push(conv(p / format!("d{}", i + 1), c, out, 4, 2, 1));
             c = out;
         }
-        let cond_in = enc.embed_dim + 1 + enc.text.dim;
+        let cond_in = condition_dim(cfg, enc);
         Critic {
             downs,
             fc: nn::linear(p / "fc", c * 16, cfg.cond_dim, Default::default()),

@@ -17,7 +17,6 @@ use crate::config::{GanLoss, GeneratorConfig, TrainConfig};
 use crate::dataset::{Dataset, PairRef};
 use crate::error::{ModelError, Result};
 use crate::model::Model;
-use crate::nets::condition;
 use crate::optim::Adam;
 use crate::rng::SplitMix64;
 
@@ -359,7 +358,7 @@ impl Trainer {
         let cfg = &self.cfg;
         let b = pairs.len() as i64;
         let dev = m.device();
-        let cond = tch::no_grad(|| condition(&es, &has, &m.text_features(&texts)));
+        let cond = tch::no_grad(|| m.generator_condition(&es, &has, &m.text_features(&texts)));
 
         let mut critic_loss = 0.0;
         let mut gp_value = 0.0;
@@ -426,7 +425,18 @@ impl Trainer {
                 Reduction::Mean,
             ),
         };
-        let ea = m.image.forward(&fake)?;
+        let (fake_maps, ea) = m.image.forward_features(&fake)?;
+        let feature = if cfg.feature_weight > 0.0 && !fake_maps.is_empty() {
+            let (real_maps, _) = tch::no_grad(|| m.image.forward_features(&real))?;
+            let parts: Vec<Tensor> = fake_maps
+                .iter()
+                .zip(&real_maps)
+                .map(|(f, r)| (f - r).abs().mean(Kind::Float))
+                .collect();
+            Tensor::stack(&parts, 0).mean(Kind::Float)
+        } else {
+            Tensor::zeros([], (Kind::Float, dev))
+        };
         let sq = |a: &Tensor, b: &Tensor| {
             (a - b)
                 .square()
@@ -449,6 +459,9 @@ impl Trainer {
         if cfg.contrastive_weight > 0.0 {
             loss = &loss + &contrastive * cfg.contrastive_weight;
         }
+        if cfg.feature_weight > 0.0 {
+            loss = &loss + &feature * cfg.feature_weight;
+        }
         self.opt_gen.zero_grad();
         loss.f_backward()?;
         self.opt_gen.step();
@@ -461,6 +474,7 @@ impl Trainer {
             ("triplet", triplet.double_value(&[])),
             ("l1", l1.double_value(&[])),
             ("contrastive", contrastive.double_value(&[])),
+            ("feature", feature.double_value(&[])),
         ])
     }
 }

@@ -144,3 +144,39 @@ fn replacing_a_generator_needs_the_same_encoder() {
     let e = a.replace_generator(b).unwrap_err();
     assert!(e.to_string().contains("encoder"), "{e}");
 }
+
+#[test]
+fn generator_without_the_composed_condition_still_loads_and_keeps_its_config_text() {
+    // Checkpoints written before the composed condition existed have no such key; a config with
+    // the switch off must serialize exactly as they did, or their versions would change.
+    let mut init = common::init();
+    init.generator.compose_condition = false;
+    let json = serde_json::to_string(&init.generator).unwrap();
+    assert!(!json.contains("compose_condition"), "{json}");
+    let back: synthsearch_model::GeneratorConfig = serde_json::from_str(&json).unwrap();
+    assert!(!back.compose_condition);
+
+    let m = common::seeded(12, || Model::new(init, Device::Cpu).unwrap());
+    let loaded = Model::from_bytes(&m.to_bytes().unwrap(), Device::Cpu).unwrap();
+    assert!(!loaded.generator_config().compose_condition);
+    assert_eq!(
+        m.generator_version().unwrap(),
+        loaded.generator_version().unwrap()
+    );
+    let img = image(2);
+    let a = m
+        .generate(Reference::Image(&img), "is red", Some(1))
+        .unwrap();
+    assert_eq!(
+        a,
+        loaded
+            .generate(Reference::Image(&img), "is red", Some(1))
+            .unwrap()
+    );
+    // The two generators are different networks: the switch is part of the generator version.
+    let on = common::model(12);
+    assert_ne!(
+        on.generator_version().unwrap(),
+        m.generator_version().unwrap()
+    );
+}

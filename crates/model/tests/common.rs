@@ -43,6 +43,7 @@ pub fn init() -> ModelInit {
             width: 8,
             cond_dim: 32,
             critic_width: 8,
+            compose_condition: true,
         },
         ..ModelInit::default()
     }

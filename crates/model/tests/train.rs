@@ -33,6 +33,11 @@ fn tiny_model_learns_and_beats_chance() {
         c_last < c_first,
         "contrastive loss on E(G) {c_first} -> {c_last}"
     );
+    // The generated images' encoder activations move toward the targets' (perceptual loss).
+    let f_first = mean_loss(&gan[..10], "feature");
+    let f_last = mean_loss(&gan[gan.len() - 10..], "feature");
+    assert!(f_first > 0.0, "the perceptual loss is on by default");
+    assert!(f_last < f_first, "perceptual loss {f_first} -> {f_last}");
     for r in &gan {
         for (name, v) in &r.losses {
             assert!(v.is_finite(), "{name} = {v} at step {}", r.step);

@@ -120,6 +120,10 @@ struct TrainArgs {
     /// Continue the run saved in this checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Keep this model's encoders (and so every stored embedding) and train a new GAN on them;
+    /// --encoder-steps is ignored.
+    #[arg(long, conflicts_with = "resume")]
+    retrain_gan: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     size: i64,
     #[arg(long, default_value_t = 64)]
@@ -130,6 +134,9 @@ struct TrainArgs {
     generator_width: i64,
     #[arg(long, default_value_t = 8)]
     critic_width: i64,
+    /// Condition the generator on text and source only, not on the composed embedding.
+    #[arg(long)]
+    no_compose_condition: bool,
     /// A TorchScript image encoder to use instead of training the CNN.
     #[arg(long)]
     torchscript: Option<PathBuf>,
@@ -142,15 +149,15 @@ struct TrainArgs {
     seed: u64,
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 2000)]
     encoder_steps: u64,
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 4500)]
     gan_steps: u64,
     #[arg(long, value_enum, default_value_t = LossArg::WganGp)]
     gan_loss: LossArg,
-    #[arg(long, default_value_t = 2e-4)]
+    #[arg(long, default_value_t = 5e-4)]
     lr_generator: f64,
-    #[arg(long, default_value_t = 4e-4)]
+    #[arg(long, default_value_t = 1e-3)]
     lr_critic: f64,
     #[arg(long, default_value_t = 1)]
     n_critic: usize,
@@ -164,6 +171,9 @@ struct TrainArgs {
     contrastive_weight: f64,
     #[arg(long, default_value_t = 0.5)]
     triplet_margin: f64,
+    /// Weight of the perceptual loss (encoder activation maps of generated vs target image).
+    #[arg(long, default_value_t = 2.0)]
+    feature_weight: f64,
     #[arg(long, default_value_t = 0.1)]
     text_only_prob: f64,
     /// Stop (and save) after this many minutes, whatever the step count.
@@ -323,74 +333,80 @@ fn hms(secs: f64) -> String {
 
 fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
     let started = Instant::now();
-    let mut trainer = match &a.resume {
-        Some(p) => {
-            let bytes = read(p)?;
-            let peek = Model::from_bytes(&bytes, Device::Cpu)?;
-            let data = shared(load_data(&a.data, peek.image_size())?);
-            let mut t = Trainer::resume(&bytes, data, dev)?;
-            t.set_gan_steps(a.gan_steps);
-            eprintln!("resumed at step {}", t.steps_done());
-            t
-        }
-        None => {
-            let data = shared(load_data(&a.data, a.size as usize)?);
-            tch::manual_seed(a.seed as i64);
-            let (kind, script) = match &a.torchscript {
-                Some(p) => (
-                    EncoderKind::TorchScript {
-                        imagenet_norm: a.imagenet_norm,
-                    },
-                    Some(read(p)?),
-                ),
-                None => (
-                    EncoderKind::Cnn {
-                        width: a.encoder_width,
-                    },
-                    None,
-                ),
-            };
-            let word_vectors = match &a.word_vectors {
-                Some(p) => Some(WordVectors::read_file(p)?),
-                None => None,
-            };
-            let init = ModelInit {
-                encoder: EncoderConfig {
-                    kind,
-                    image_size: a.size,
-                    embed_dim: a.embed_dim,
-                    ..EncoderConfig::default()
+    let generator = GeneratorConfig {
+        width: a.generator_width,
+        critic_width: a.critic_width,
+        compose_condition: !a.no_compose_condition,
+        ..GeneratorConfig::default()
+    };
+    let cfg = TrainConfig {
+        seed: a.seed,
+        batch_size: a.batch,
+        encoder_steps: a.encoder_steps,
+        gan_steps: a.gan_steps,
+        lr_generator: a.lr_generator,
+        lr_critic: a.lr_critic,
+        gan_loss: match a.gan_loss {
+            LossArg::WganGp => GanLoss::WassersteinGp,
+            LossArg::NonSaturating => GanLoss::NonSaturating,
+        },
+        n_critic: a.n_critic,
+        adv_weight: a.adv_weight,
+        triplet_weight: a.triplet_weight,
+        l1_weight: a.l1_weight,
+        contrastive_weight: a.contrastive_weight,
+        feature_weight: a.feature_weight,
+        triplet_margin: a.triplet_margin,
+        text_only_prob: a.text_only_prob,
+        ..TrainConfig::default()
+    };
+    let mut trainer = if let Some(p) = &a.resume {
+        let bytes = read(p)?;
+        let peek = Model::from_bytes(&bytes, Device::Cpu)?;
+        let data = shared(load_data(&a.data, peek.image_size())?);
+        let mut t = Trainer::resume(&bytes, data, dev)?;
+        t.set_gan_steps(a.gan_steps);
+        eprintln!("resumed at step {}", t.steps_done());
+        t
+    } else if let Some(p) = &a.retrain_gan {
+        let model = Model::from_bytes(&read(p)?, dev)?;
+        let data = shared(load_data(&a.data, model.image_size())?);
+        tch::manual_seed(a.seed as i64);
+        eprintln!("training a new GAN on encoder {}", model.encoder_version()?);
+        Trainer::retrain_gan(model, generator, cfg, data)?
+    } else {
+        let data = shared(load_data(&a.data, a.size as usize)?);
+        tch::manual_seed(a.seed as i64);
+        let (kind, script) = match &a.torchscript {
+            Some(p) => (
+                EncoderKind::TorchScript {
+                    imagenet_norm: a.imagenet_norm,
                 },
-                generator: GeneratorConfig {
-                    width: a.generator_width,
-                    critic_width: a.critic_width,
-                    ..GeneratorConfig::default()
+                Some(read(p)?),
+            ),
+            None => (
+                EncoderKind::Cnn {
+                    width: a.encoder_width,
                 },
-                word_vectors,
-                script,
-            };
-            let cfg = TrainConfig {
-                seed: a.seed,
-                batch_size: a.batch,
-                encoder_steps: a.encoder_steps,
-                gan_steps: a.gan_steps,
-                lr_generator: a.lr_generator,
-                lr_critic: a.lr_critic,
-                gan_loss: match a.gan_loss {
-                    LossArg::WganGp => GanLoss::WassersteinGp,
-                    LossArg::NonSaturating => GanLoss::NonSaturating,
-                },
-                n_critic: a.n_critic,
-                adv_weight: a.adv_weight,
-                triplet_weight: a.triplet_weight,
-                l1_weight: a.l1_weight,
-                contrastive_weight: a.contrastive_weight,
-                triplet_margin: a.triplet_margin,
-                text_only_prob: a.text_only_prob,
-                ..TrainConfig::default()
-            };
-            Trainer::new(Model::new(init, dev)?, cfg, data)?
-        }
+                None,
+            ),
+        };
+        let word_vectors = match &a.word_vectors {
+            Some(p) => Some(WordVectors::read_file(p)?),
+            None => None,
+        };
+        let init = ModelInit {
+            encoder: EncoderConfig {
+                kind,
+                image_size: a.size,
+                embed_dim: a.embed_dim,
+                ..EncoderConfig::default()
+            },
+            generator,
+            word_vectors,
+            script,
+        };
+        Trainer::new(Model::new(init, dev)?, cfg, data)?
     };
     if let Some(dir) = &a.grids {
         std::fs::create_dir_all(dir)?;
@@ -483,10 +499,19 @@ fn write_grid(m: &Model, d: &Dataset, dir: &Path, step: u64) -> AnyResult<()> {
         )?)
     };
     let cols = [flat(&src)?, flat(&gen_img)?, flat(&gen_text)?, flat(&tgt)?];
+    // Small models draw small images: tiles are enlarged (nearest neighbour, so every model
+    // pixel stays visible as it is) to at least 96 pixels a side.
+    let zoom = 96u32.div_ceil(s).max(1);
     let mut images = Vec::new();
     for r in 0..pairs.len() {
         for c in &cols {
-            images.push(from_chw(&c[r * per..(r + 1) * per], s)?);
+            let tile = from_chw(&c[r * per..(r + 1) * per], s)?;
+            images.push(image::imageops::resize(
+                &tile,
+                s * zoom,
+                s * zoom,
+                image::imageops::FilterType::Nearest,
+            ));
         }
     }
     std::fs::write(
