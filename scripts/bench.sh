@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmarks of the embedding type (kernels, and ORDER BY ... LIMIT through SQL).
+# `make bench`: the benchmarks of the embedding type (kernels, and ORDER BY ... LIMIT through SQL),
+# the index, the model functions through SQL and the GAN against PyTorch eager.
 # Prints markdown tables; BENCHMARKS.md records them with this command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,4 +60,11 @@ fi
 if [ "${MODEL_BENCH:-1}" = 1 ]; then
     echo
     bash scripts/bench-model.sh
+fi
+
+# The GAN's training steps and generation, tch beside PyTorch eager (GAN_BENCH=0 skips it).
+if [ "${GAN_BENCH:-1}" = 1 ]; then
+    echo
+    echo "## GAN training steps and generation: tch beside PyTorch eager"
+    bash scripts/bench-gan.sh
 fi

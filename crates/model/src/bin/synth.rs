@@ -610,7 +610,7 @@ fn bench(dev: Device, size: i64, iters: usize, batch: usize) -> AnyResult<()> {
     println!("| work | ms |\n| --- | ---: |");
     println!("| stage-1 step (encoders, contrastive), batch {batch} | {enc_ms:.2} |");
     println!(
-        "| stage-2 step (WGAN-GP critic + generator, triplet, L1), batch {batch} | {gan_ms:.2} |"
+        "| stage-2 step (WGAN-GP critic + generator; triplet, L1, contrastive, perceptual), batch {batch} | {gan_ms:.2} |"
     );
     println!("| generate + embed, batch 1 | {:.3} |", gen_ms[0]);
     println!("| generate + embed, batch 64 | {:.3} |", gen_ms[1]);
