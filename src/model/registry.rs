@@ -3,7 +3,7 @@
 //! Users read the registry directly; changes go through functions that check the caller's
 //! rights and then write as the extension's owner, so the tables need no write grants.
 
-use crate::fmgr::error;
+use crate::fmgr::{error, require_privilege, spi_bool};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
@@ -76,21 +76,16 @@ pub fn with_owner<R>(f: impl FnOnce() -> R) -> R {
 /// Raises 42501 unless the current user may manage models: a superuser or a member of the role
 /// that owns the extension.
 pub fn check_manage_rights(what: &str) {
-    let ok = Spi::get_one::<bool>(
+    let ok = spi_bool(
         "SELECT pg_catalog.pg_has_role(current_user, extowner, 'MEMBER') \
          FROM pg_catalog.pg_extension WHERE extname = 'synthsearch'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !ok {
-        error(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to {what}: it needs membership in the role that owns the extension synthsearch"
-            ),
-        );
-    }
+        &[],
+    );
+    require_privilege(ok, || {
+        format!(
+            "permission denied to {what}: it needs membership in the role that owns the extension synthsearch"
+        )
+    });
 }
 
 fn row_from(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<ModelRow> {
@@ -262,12 +257,10 @@ pub(crate) fn store_loaded(
             )
             .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("storing the model failed: {e}")));
         }
-        let none_active = Spi::get_one::<bool>(&q(
-            "SELECT NOT EXISTS (SELECT FROM @extschema@.synth_models WHERE active)",
-        ))
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+        let none_active = spi_bool(
+            &q("SELECT NOT EXISTS (SELECT FROM @extschema@.synth_models WHERE active)"),
+            &[],
+        );
         if activate || none_active {
             set_active(id, true);
         }
@@ -319,13 +312,10 @@ fn synth_model_activate(id: i64, force: default!(bool, false)) -> bool {
 fn synth_model_drop(id: i64) -> bool {
     check_manage_rights("drop a model");
     let row = resolve(Some(&id.to_string()));
-    let active = Spi::get_one_with_args::<bool>(
+    let active = spi_bool(
         &q("SELECT active FROM @extschema@.synth_models WHERE id = $1"),
         &[row.id.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
+    );
     if active {
         error(
             PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,

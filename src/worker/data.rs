@@ -11,7 +11,7 @@ use synthsearch_data::image_io::{DecodeLimits, decode, to_chw};
 use synthsearch_model::Dataset;
 
 use super::options::TrainOptions;
-use crate::fmgr::error;
+use crate::fmgr::{error, require_privilege, spi_bool};
 
 /// A table's name (as regclass prints it) and its columns with their types.
 pub struct Columns {
@@ -46,19 +46,11 @@ pub fn describe(rel: pg_sys::Oid, what: &str, needed: &[&str]) -> Columns {
             format!("{what}: relation with OID {} does not exist or is not a table", rel.to_u32()),
         )
     });
-    let readable = Spi::get_one_with_args::<bool>(
+    let readable = spi_bool(
         "SELECT pg_catalog.has_table_privilege($1, 'SELECT') OR pg_catalog.has_any_column_privilege($1, 'SELECT')",
         &[rel.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !readable {
-        error(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied for table {name}"),
-        );
-    }
+    );
+    require_privilege(readable, || format!("permission denied for table {name}"));
     let columns: Vec<(String, String)> = Spi::connect(|client| {
         client
             .select(
@@ -82,22 +74,16 @@ pub fn describe(rel: pg_sys::Oid, what: &str, needed: &[&str]) -> Columns {
                 ),
             );
         }
-        let ok = Spi::get_one_with_args::<bool>(
+        let ok = spi_bool(
             "SELECT pg_catalog.has_column_privilege($1, $2, 'SELECT')",
             &[rel.into(), (*column).into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-        if !ok {
-            error(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "permission denied for column \"{column}\" of table {}",
-                    cols.name
-                ),
-            );
-        }
+        );
+        require_privilege(ok, || {
+            format!(
+                "permission denied for column \"{column}\" of table {}",
+                cols.name
+            )
+        });
     }
     cols
 }

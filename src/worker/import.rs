@@ -12,27 +12,21 @@ use synthsearch_data::fashioniq::{self, FiqError, ReadOptions};
 use synthsearch_data::image_io::{DEFAULT_MAX_BYTES, Format, guess_format};
 use synthsearch_data::{CatalogConfig, generate, write_fashioniq};
 
-use crate::fmgr::error;
+use crate::fmgr::{error, require_privilege, spi_bool};
 
 /// Rows per INSERT.
 const BATCH: usize = 256;
 
 fn require_role(role: &str, what: &str) {
-    let ok = Spi::get_one_with_args::<bool>(
+    let ok = spi_bool(
         "SELECT pg_catalog.pg_has_role(current_user, $1, 'USAGE')",
         &[role.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !ok {
-        error(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to {what}: it needs superuser or the privileges of the {role} role"
-            ),
-        );
-    }
+    );
+    require_privilege(ok, || {
+        format!(
+            "permission denied to {what}: it needs superuser or the privileges of the {role} role"
+        )
+    });
 }
 
 fn not_null<T>(v: Option<T>, what: &str) -> T {

@@ -9,7 +9,7 @@ use pgrx::{JsonB, pg_sys};
 use super::MAX_JOBS;
 use super::data::{Columns, describe};
 use super::options::TrainOptions;
-use crate::fmgr::error;
+use crate::fmgr::{error, require_privilege, spi_bool};
 use crate::model::registry::{q, with_owner};
 use crate::pg_function_info_v1;
 
@@ -72,13 +72,10 @@ pub fn launch(args: WorkerArgs) -> bool {
 
 /// Whether a worker holds the job's lock now (probes it, and lets go at once if it was free).
 pub fn worker_alive(job: i64) -> bool {
-    let free = Spi::get_one_with_args::<bool>(
+    let free = spi_bool(
         "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
         &[LOCK_KEY.into(), lock_id(job).into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
+    );
     if free {
         Spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
@@ -291,19 +288,13 @@ fn synth_cancel(job: Option<i64>) -> bool {
     // Asked as the caller: a superuser, or a member of the job's role.
     // Safety: reads the current user's role flags.
     let allowed = unsafe { pg_sys::superuser() }
-        || Spi::get_one_with_args::<bool>(
+        || spi_bool(
             "SELECT pg_catalog.pg_has_role(current_user, $1::regrole, 'MEMBER')",
             &[owner.as_str().into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-    if !allowed {
-        error(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to cancel training job {job}: it belongs to role {owner}"),
         );
-    }
+    require_privilege(allowed, || {
+        format!("permission denied to cancel training job {job}: it belongs to role {owner}")
+    });
     if !matches!(state.as_str(), "queued" | "running" | "cancelling") {
         return false;
     }

@@ -12,6 +12,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::xact::{nap, stop_requested, transaction};
+use crate::fmgr::spi_bool;
 
 pub fn register() {
     BackgroundWorkerBuilder::new("synthsearch launcher")
@@ -111,12 +112,10 @@ pub extern "C-unwind" fn synth_resume_worker_main(arg: pg_sys::Datum) {
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     let r = transaction(|| {
-        let installed = Spi::get_one::<bool>(
+        let installed = spi_bool(
             "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'synthsearch')",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+            &[],
+        );
         if installed {
             super::jobs::resume_orphans(true)
         } else {

@@ -15,6 +15,7 @@ use super::data;
 use super::jobs::{LOCK_KEY, WorkerArgs, lock_id};
 use super::options::TrainOptions;
 use super::xact::{nap, panic_message, stop_requested, transaction};
+use crate::fmgr::spi_bool;
 use crate::model::registry::{model_bytes, q, store_model, with_owner};
 
 /// How long a worker waits for the transaction that created its job to commit.
@@ -54,13 +55,10 @@ fn run(args: WorkerArgs) {
     let job = args.job;
     // The job's lock says a worker runs it; another worker that has it already wins.
     let locked = transaction(|| {
-        Spi::get_one_with_args::<bool>(
+        spi_bool(
             "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
             &[LOCK_KEY.into(), lock_id(job).into()],
         )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
     });
     if locked != Ok(true) {
         return;

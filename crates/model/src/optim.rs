@@ -120,8 +120,8 @@ mod tests {
         let (lr, b1, b2, eps) = (0.01, 0.5, 0.9, 1e-8);
         let mut opt = Adam::new(vec![("p".into(), p.shallow_clone())], lr, b1, b2);
         let mut x: Vec<f64> = start.iter().map(|&v| v as f64).collect();
-        let mut m = vec![0.0f64; 4];
-        let mut v = vec![0.0f64; 4];
+        let mut m = [0.0f64; 4];
+        let mut v = [0.0f64; 4];
         for t in 1..=6 {
             opt.zero_grad();
             // loss = sum(p^3) / 3, gradient p^2.
