@@ -24,6 +24,7 @@ microseconds, in Python it would cost more than the step itself, which is not wh
 
 import argparse
 import random
+import statistics
 import sys
 import time
 import warnings
@@ -536,11 +537,13 @@ def main():
         for _ in range(2):
             step()
         sync()
-        t0 = time.perf_counter()
+        each = []
         for _ in range(args.iters):
+            t0 = time.perf_counter()
             step()
-        sync()
-        return (time.perf_counter() - t0) * 1000.0 / args.iters
+            sync()
+            each.append((time.perf_counter() - t0) * 1000.0)
+        return statistics.median(each)
 
     enc_ms = time_steps(bench.encoder_step)
     gan_ms = time_steps(bench.gan_step)
@@ -556,12 +559,13 @@ def main():
             for _ in range(3):
                 bench.generate_embed(es, one, px, ibl, z, b)
             sync()
-            n = args.iters * 5
-            t0 = time.perf_counter()
-            for _ in range(n):
+            each = []
+            for _ in range(args.iters * 5):
+                t0 = time.perf_counter()
                 bench.generate_embed(es, one, px, ibl, z, b)
-            sync()
-        gen_ms.append((time.perf_counter() - t0) * 1000.0 / n)
+                sync()
+                each.append((time.perf_counter() - t0) * 1000.0)
+        gen_ms.append(statistics.median(each))
 
     if dev.type == "cuda":
         machine = f"CUDA device 0 ({torch.cuda.get_device_name(dev)})"

@@ -18,9 +18,11 @@ pub fn l2_normalize(x: &Tensor) -> Tensor {
     x / n
 }
 
-/// Leaky ReLU with slope 0.2 (tch's `leaky_relu` fixes 0.01).
+/// Leaky ReLU with slope 0.2. tch's `leaky_relu` fixes the slope at 0.01, so this is PReLU with
+/// a constant weight: one fused kernel each way, where `maximum(x, 0.2 x)` costs three
+/// (measured: a third of the generation time at batch 64 in the eager reference).
 fn lrelu(x: &Tensor) -> Tensor {
-    x.maximum(&(x * 0.2))
+    x.prelu(&Tensor::full([1], 0.2, (x.kind(), x.device())))
 }
 
 fn groups(channels: i64) -> i64 {

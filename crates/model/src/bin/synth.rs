@@ -561,17 +561,32 @@ fn bench(dev: Device, size: i64, iters: usize, batch: usize) -> AnyResult<()> {
             tch::Cuda::synchronize(0);
         }
     };
+    // Each call is timed on its own and the median reported: on a shared machine a mean over
+    // the loop takes in whatever else ran meanwhile.
+    let median_ms = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n == 0 {
+            f64::NAN
+        } else if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
     let time_steps = |t: &mut Trainer| -> AnyResult<f64> {
         for _ in 0..2 {
             t.step()?;
         }
         sync();
-        let s = Instant::now();
+        let mut each = Vec::with_capacity(iters);
         for _ in 0..iters {
+            let s = Instant::now();
             t.step()?;
+            sync();
+            each.push(s.elapsed().as_secs_f64() * 1000.0);
         }
-        sync();
-        Ok(s.elapsed().as_secs_f64() * 1000.0 / iters as f64)
+        Ok(median_ms(each))
     };
     let enc_ms = time_steps(&mut t)?;
     let gan_ms = time_steps(&mut t)?;
@@ -593,20 +608,23 @@ fn bench(dev: Device, size: i64, iters: usize, batch: usize) -> AnyResult<()> {
             run()?;
         }
         sync();
-        let n = iters * 5;
-        let s = Instant::now();
-        for _ in 0..n {
+        let mut each = Vec::with_capacity(iters * 5);
+        for _ in 0..iters * 5 {
+            let s = Instant::now();
             run()?;
+            sync();
+            each.push(s.elapsed().as_secs_f64() * 1000.0);
         }
-        sync();
-        gen_ms.push(s.elapsed().as_secs_f64() * 1000.0 / n as f64);
+        gen_ms.push(median_ms(each));
     }
     let machine = if dev.is_cuda() {
         "CUDA device 0".to_string()
     } else {
         format!("CPU, {} libtorch threads", tch::get_num_threads())
     };
-    println!("machine: {machine}; images {size}x{size}; training batch {batch}");
+    println!(
+        "machine: {machine}; images {size}x{size}; training batch {batch}; medians of single calls"
+    );
     println!("| work | ms |\n| --- | ---: |");
     println!("| stage-1 step (encoders, contrastive), batch {batch} | {enc_ms:.2} |");
     println!(
