@@ -31,7 +31,11 @@ SQL
 as_pg "$PG_BIN/pg_basebackup" "${primary[@]}" -D "$dir/data" -R -X stream --checkpoint=fast
 printf "port = %s\nunix_socket_directories = '%s'\nhot_standby = on\n" "$STANDBY_PORT" "$dir" \
     | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/standby.log" -w start >/dev/null
+if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/standby.log" -w start >/dev/null; then
+    # The log goes with the temporary folder: show its end first.
+    tail -n 40 "$dir/standby.log" >&2 || true
+    fail "the standby did not start"
+fi
 
 # Changes after the base backup reach the standby only as WAL.
 P -d idx_standby <<'SQL'
