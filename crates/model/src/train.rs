@@ -259,19 +259,18 @@ impl Trainer {
                 _ => p.joined(),
             })
             .collect();
-        let has: Vec<f32> = (0..b)
-            .map(|_| {
-                if rng.unit() < self.cfg.text_only_prob {
-                    0.0
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let has = Tensor::from_slice(&has)
-            .view([b as i64, 1])
-            .to_device(self.model.device());
+        let has = self.keep_mask(rng, b, self.cfg.text_only_prob, &[b as i64, 1]);
         (chosen, texts, has)
+    }
+
+    /// `n` draws of 0 (with probability `drop_prob`) or 1, shaped for broadcasting.
+    fn keep_mask(&self, rng: &mut SplitMix64, n: usize, drop_prob: f64, shape: &[i64]) -> Tensor {
+        let keep: Vec<f32> = (0..n)
+            .map(|_| if rng.unit() < drop_prob { 0.0 } else { 1.0 })
+            .collect();
+        Tensor::from_slice(&keep)
+            .view(shape)
+            .to_device(self.model.device())
     }
 
     fn gather(&self, t: &Tensor, idx: impl Iterator<Item = usize>) -> Tensor {
@@ -339,18 +338,8 @@ impl Trainer {
         let real = self.gather(&self.images, pairs.iter().map(|p| p.target));
         // Source pixels, dropped for text-only samples and for some others, so that generation
         // from a stored embedding (no pixels) works too.
-        let keep: Vec<f32> = (0..pairs.len())
-            .map(|_| {
-                if rng.unit() < self.cfg.pixel_drop_prob {
-                    0.0
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let keep = Tensor::from_slice(&keep)
-            .view([pairs.len() as i64, 1, 1, 1])
-            .to_device(self.model.device());
+        let n = pairs.len();
+        let keep = self.keep_mask(rng, n, self.cfg.pixel_drop_prob, &[n as i64, 1, 1, 1]);
         let px = self.gather(&self.images, pairs.iter().map(|p| p.candidate))
             * keep
             * has.view([-1, 1, 1, 1]);
