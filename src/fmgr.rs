@@ -17,7 +17,6 @@ macro_rules! pg_function_info_v1 {
     };
 }
 
-/// Raises an ERROR with the given SQLSTATE. Never returns.
 /// The boolean a one-row SQL query returns; false when it returns no row or NULL.
 pub fn spi_bool(query: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> bool {
     pgrx::Spi::get_one_with_args::<bool>(query, args)
@@ -33,6 +32,7 @@ pub fn require_privilege(allowed: bool, message: impl FnOnce() -> String) {
     }
 }
 
+/// Raises an ERROR with the given SQLSTATE. Never returns.
 pub fn error(code: PgSqlErrorCode, message: impl Into<String>) -> ! {
     pgrx::ereport!(ERROR, code, message.into());
 }

@@ -120,15 +120,12 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
         &[role.into()],
     )
     .expect("pg_roles");
-    if can_login != Some(true) {
-        error(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "role \"{}\" cannot log in, so no background worker can run as it: train as a role with LOGIN",
-                role_name.unwrap_or_default()
-            ),
-        );
-    }
+    require_privilege(can_login == Some(true), || {
+        format!(
+            "role \"{}\" cannot log in, so no background worker can run as it: train as a role with LOGIN",
+            role_name.unwrap_or_default()
+        )
+    });
     let threads = crate::gucs::THREADS.get();
     let device = match crate::gucs::DEVICE.get() {
         crate::gucs::Device::Auto => "auto",
