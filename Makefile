@@ -7,7 +7,7 @@ PG_CONFIG := /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 VENV ?= /opt/synthsearch/venv
 STATE := $(CURDIR)/.synth
 DEMO_DIR := $(STATE)/demo
-DEMO_PORT ?= 54329
+DEMO_PORT ?= 25329
 
 # tch finds libtorch through the Python environment's torch.
 export LIBTORCH_USE_PYTORCH := 1

@@ -6,27 +6,20 @@
 # beside the exact sequential scan. Prints markdown tables; BENCHMARKS.md records them.
 #   bash scripts/bench-index.sh                 # 1M x 128 and 100k x 512
 #   SETS="100000x128" bash scripts/bench-index.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PG_MAJOR=${PG_MAJOR:-15}
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+source "$(dirname "$0")/bench-lib.bash"
 BENCH_DIR=$PWD/.synth/bench-index
-BENCH_PORT=${BENCH_PORT:-54389}
+BENCH_PORT=${BENCH_PORT:-25389}
 SETS=${SETS:-"1000000x128 100000x512"}
 NPROBES=${NPROBES:-"1 2 4 8 16 32"}
 QUERIES=${QUERIES:-100}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 
-bash scripts/cluster.sh start "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '3GB'" \
+bench_cluster "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '3GB'" \
     "maintenance_work_mem = '1GB'" "max_parallel_workers_per_gather = 0" "max_wal_size = '8GB'" \
     "checkpoint_timeout = '30min'" "jit = off"
-trap 'bash scripts/cluster.sh stop "$BENCH_DIR"' EXIT
-psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$BENCH_PORT" -U postgres)
 "${psql[@]}" -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = 'bench'" | grep -q 1 \
     || "${psql[@]}" -d postgres -c "CREATE DATABASE bench"
 "${psql[@]}" -d bench -c "DROP EXTENSION IF EXISTS synthsearch CASCADE" -c "CREATE EXTENSION synthsearch"
-work=$(mktemp -d)
-trap 'rm -rf "$work"; bash scripts/cluster.sh stop "$BENCH_DIR"' EXIT
 
 now() { date +%s.%N; }
 qps() { # file, extra options, seconds

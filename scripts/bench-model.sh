@@ -3,19 +3,13 @@
 # synth_encode throughput, and ORDER BY synth_distance(...) LIMIT 10 end to end over 10k and 100k
 # products (the GAN runs once per query, at parse time, plus the scan). Prints markdown tables.
 #   bash scripts/bench-model.sh            (after `make install`; BENCHMARKS.md records the output)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PG_MAJOR=${PG_MAJOR:-15}
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+source "$(dirname "$0")/bench-lib.bash"
 BENCH_DIR=$PWD/.synth/bench
-BENCH_PORT=${BENCH_PORT:-54349}
+BENCH_PORT=${BENCH_PORT:-25349}
 IMAGES=${IMAGES:-1000}
 QUERIES=${QUERIES:-200}
 
-bash scripts/cluster.sh start "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '512MB'" "max_parallel_workers_per_gather = 0"
-ROOT=$PWD
-trap 'bash "$ROOT/scripts/cluster.sh" stop "$BENCH_DIR"' EXIT
-psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$BENCH_PORT" -U postgres)
+bench_cluster "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '512MB'" "max_parallel_workers_per_gather = 0"
 "${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS bench_model" -c "CREATE DATABASE bench_model"
 catalog=$(mktemp -d /tmp/synthsearch-bench-XXXXXX)
 chown postgres: "$catalog"
@@ -36,7 +30,6 @@ VACUUM ANALYZE;
 SQL
 rm -rf "$catalog"
 cfg=$("${psql[@]}" -d bench_model -tA -c "SELECT format('image %s px, %s dims', image_size, dims) FROM synth_models WHERE active")
-work=$(mktemp -d)
 chmod 755 "$work"
 cd "$work"
 # Each query gets its own wish text, so no cache answers it: the generator runs every time.
@@ -84,8 +77,7 @@ read -r s100 s100p < <(run e2e100k.sql 20)
 read -r n100 n100p < <(run scan100k.sql 20)
 "${psql[@]}" -d bench_model -c "CREATE INDEX ON products_100k USING synthivf (emb embedding_synth_ops)"
 read -r x100 x100p < <(run e2e100k.sql 100)
-cd - >/dev/null
-rm -rf "$work"
+cd "$ROOT"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 echo "machine: $cpu, $(nproc) cores, CPU only, synthsearch.threads = 1; model: $cfg (untrained weights: timing only)"

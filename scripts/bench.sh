@@ -2,12 +2,9 @@
 # `make bench`: the benchmarks of the embedding type (kernels, and ORDER BY ... LIMIT through SQL),
 # the index, the model functions through SQL and the GAN against PyTorch eager.
 # Prints markdown tables; BENCHMARKS.md records them with this command.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PG_MAJOR=${PG_MAJOR:-15}
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+source "$(dirname "$0")/bench-lib.bash"
 BENCH_DIR=$PWD/.synth/bench
-BENCH_PORT=${BENCH_PORT:-54349}
+BENCH_PORT=${BENCH_PORT:-25349}
 ROWS=${ROWS:-100000}
 DIMS=${DIMS:-128}
 
@@ -16,9 +13,7 @@ cargo run -q --release -p synthsearch-vector --bin kernel-bench
 
 echo
 echo "## ORDER BY emb <-> \$1 LIMIT 10, sequential scan, $ROWS x $DIMS rows"
-bash scripts/cluster.sh start "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '512MB'" "max_parallel_workers_per_gather = 0"
-trap 'bash scripts/cluster.sh stop "$BENCH_DIR"' EXIT
-psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$BENCH_PORT" -U postgres)
+bench_cluster "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '512MB'" "max_parallel_workers_per_gather = 0"
 "${psql[@]}" -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = 'bench'" | grep -q 1 \
     || "${psql[@]}" -d postgres -c "CREATE DATABASE bench"
 "${psql[@]}" -d bench <<SQL
@@ -34,7 +29,6 @@ VACUUM ANALYZE vecs;
 SQL
 q=$("${psql[@]}" -d bench -tA -c "SELECT emb FROM vecs WHERE id = 1")
 qa=$("${psql[@]}" -d bench -tA -c "SELECT arr FROM vecs WHERE id = 1")
-work=$(mktemp -d)
 echo "SELECT id FROM vecs ORDER BY emb <-> '$q' LIMIT 10;" >"$work/ext.sql"
 echo "SELECT id FROM vecs ORDER BY (SELECT sum((x - y) * (x - y)) FROM unnest(arr, '$qa'::real[]) u(x, y)) LIMIT 10;" >"$work/plain.sql"
 latency() {
@@ -48,7 +42,6 @@ echo "| query | ms per query |"
 echo "|---|---:|"
 echo "| embedding: ORDER BY emb <-> \$1 LIMIT 10 | $ext |"
 echo "| plain SQL over real[]: ORDER BY sum((x-y)^2) LIMIT 10 | $plain |"
-rm -rf "$work"
 
 # The synthivf index access method (1M x 128 and 100k x 512; INDEX_BENCH=0 skips it).
 if [ "${INDEX_BENCH:-1}" = 1 ]; then

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
-port=${DEMO_PORT:-54329}
+port=${DEMO_PORT:-25329}
 dir=${DEMO_DIR:-$PWD/.synth/demo}
 products=${DEMO_PRODUCTS:-3000}
 minutes=${DEMO_MINUTES:-8}

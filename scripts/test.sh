@@ -9,7 +9,7 @@ PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PG_BIN/pg_config
 STATE=$PWD/.synth
 REGRESS_DIR=$STATE/regress
-REGRESS_PORT=${REGRESS_PORT:-54339}
+REGRESS_PORT=${REGRESS_PORT:-25339}
 mkdir -p "$STATE"
 log=$STATE/test.log
 : >"$log"

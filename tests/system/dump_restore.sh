@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
 # pg_dump and pg_restore round-trip a table with an embedding column (custom and plain formats).
-set -euo pipefail
-PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
-conn=(-h localhost -p "$REGRESS_PORT" -U postgres)
-psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" "$@"; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/lib.bash"
 
 for db in dump_src dump_custom dump_plain; do
     psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"

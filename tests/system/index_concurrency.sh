@@ -2,15 +2,8 @@
 # Concurrent writers (inserts, updates, deletes), readers (filtered index scans) and VACUUM on one
 # synthivf index for a bounded time: no statement may fail, and the index must then pass
 # synth_index_check against its table.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
+source "$(dirname "$0")/lib.bash"
 SECONDS_TO_RUN=${SECONDS_TO_RUN:-15}
-conn=(-h localhost -p "$REGRESS_PORT" -U postgres)
-psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" "$@"; }
-fail() { echo "index_concurrency: $*" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 psql -d postgres -c "DROP DATABASE IF EXISTS idx_conc" -c "CREATE DATABASE idx_conc"
 psql -d idx_conc <<'SQL'

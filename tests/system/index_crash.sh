@@ -2,12 +2,7 @@
 # Crash safety of synthivf: an immediate shutdown (no checkpoint) while writers insert, then a
 # restart; recovery must leave an index that passes synth_index_check against its table and
 # answers queries. An UNLOGGED table's index comes back empty (from its init fork) and works.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
-conn=(-h localhost -p "$REGRESS_PORT" -U postgres)
-psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" "$@"; }
-fail() { echo "index_crash: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.bash"
 
 psql -d postgres -c "DROP DATABASE IF EXISTS idx_crash" -c "CREATE DATABASE idx_crash"
 psql -d idx_crash <<'SQL'

@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
 # A synthivf build reports its phases and tuple counts in pg_stat_progress_create_index, and a
 # build can be cancelled (no index left behind, the session usable).
-set -euo pipefail
-PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
-conn=(-h localhost -p "$REGRESS_PORT" -U postgres)
-psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" "$@"; }
-fail() { echo "index_progress: $*" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/lib.bash"
 
 psql -d postgres -c "DROP DATABASE IF EXISTS idx_progress" -c "CREATE DATABASE idx_progress"
 psql -d idx_progress <<'SQL'

@@ -2,22 +2,15 @@
 # A streaming standby of the regress cluster (pg_basebackup -R) replays synthivf's WAL: after
 # a build, inserts, deletes and VACUUM on the primary, the standby answers the same index scans
 # with the same rows, and its copy of the index passes synth_index_check.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
+source "$(dirname "$0")/lib.bash"
 STANDBY_PORT=$((REGRESS_PORT + 11))
-primary=(-h localhost -p "$REGRESS_PORT" -U postgres)
-standby=(-h localhost -p "$STANDBY_PORT" -U postgres)
-as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@"; fi; }
-fail() { echo "index_standby: $*" >&2; exit 1; }
-dir=$(mktemp -d)
+dir=$work
 chown postgres: "$dir" 2>/dev/null || true
-cleanup() {
-    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-P() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${primary[@]}" "$@"; }
+# The standby listens on a Unix socket in $dir only: a TCP port can be taken at any moment by a
+# client connection's ephemeral port, which made this test fail once.
+standby=(-h "$dir" -p "$STANDBY_PORT" -U postgres)
+on_exit_do+=('as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1')
+P() { psql "$@"; }
 S() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${standby[@]}" "$@"; }
 
 P -d postgres -c "DROP DATABASE IF EXISTS idx_standby" -c "CREATE DATABASE idx_standby"
@@ -28,8 +21,8 @@ INSERT INTO items SELECT i, (SELECT array_agg(sin(i * 0.7 + d * 1.3) * 5) FROM g
 FROM generate_series(1, 4000) i;
 CREATE INDEX items_emb ON items USING synthivf (emb) WITH (lists = 16);
 SQL
-as_pg "$PG_BIN/pg_basebackup" "${primary[@]}" -D "$dir/data" -R -X stream --checkpoint=fast
-printf "port = %s\nunix_socket_directories = '%s'\nhot_standby = on\n" "$STANDBY_PORT" "$dir" \
+as_pg "$PG_BIN/pg_basebackup" "${conn[@]}" -D "$dir/data" -R -X stream --checkpoint=fast
+printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\nhot_standby = on\n" "$STANDBY_PORT" "$dir" \
     | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
 if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/standby.log" -w start >/dev/null; then
     # The log goes with the temporary folder: show its end first.

@@ -3,12 +3,8 @@
 # SIGTERM) and after a crash (immediate stop: the last periodic checkpoint), the launcher resumes
 # it and the step count continues instead of starting from 0. Needs the library preloaded
 # (scripts/test.sh starts the cluster with shared_preload_libraries = 'synthsearch').
-set -euo pipefail
-PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
-conn=(-h localhost -p "$REGRESS_PORT" -U postgres)
-psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" "$@"; }
+source "$(dirname "$0")/lib.bash"
 q() { psql -d worker_resume -tA -c "$1"; }
-as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@"; fi; }
 fail() { echo "worker_resume: $*" >&2; q "SELECT job, state, step, attempts, error FROM synth_jobs" >&2 || true; exit 1; }
 
 if [ "$(q "SHOW shared_preload_libraries" 2>/dev/null || psql -d postgres -tA -c 'SHOW shared_preload_libraries')" != synthsearch ]; then
