@@ -254,8 +254,8 @@ impl Default for TrainConfig {
         TrainConfig {
             seed: 42,
             batch_size: 64,
-            encoder_steps: 2000,
-            gan_steps: 4500,
+            encoder_steps: 4000,
+            gan_steps: 10_000,
             lr_encoder: 2e-3,
             lr_generator: 5e-4,
             lr_critic: 1e-3,

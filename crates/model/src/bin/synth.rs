@@ -145,36 +145,36 @@ struct TrainArgs {
     /// fastText `.vec` word vectors to add to the text encoder.
     #[arg(long)]
     word_vectors: Option<PathBuf>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch: usize,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = TrainConfig::default().encoder_steps)]
     encoder_steps: u64,
-    #[arg(long, default_value_t = 4500)]
+    #[arg(long, default_value_t = TrainConfig::default().gan_steps)]
     gan_steps: u64,
     #[arg(long, value_enum, default_value_t = LossArg::WganGp)]
     gan_loss: LossArg,
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = TrainConfig::default().lr_generator)]
     lr_generator: f64,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::default().lr_critic)]
     lr_critic: f64,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = TrainConfig::default().n_critic)]
     n_critic: usize,
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = TrainConfig::default().adv_weight)]
     adv_weight: f64,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = TrainConfig::default().triplet_weight)]
     triplet_weight: f64,
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = TrainConfig::default().l1_weight)]
     l1_weight: f64,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = TrainConfig::default().contrastive_weight)]
     contrastive_weight: f64,
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = TrainConfig::default().triplet_margin)]
     triplet_margin: f64,
     /// Weight of the perceptual loss (encoder activation maps of generated vs target image).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = TrainConfig::default().feature_weight)]
     feature_weight: f64,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = TrainConfig::default().text_only_prob)]
     text_only_prob: f64,
     /// Stop (and save) after this many minutes, whatever the step count.
     #[arg(long)]
