@@ -65,6 +65,14 @@ pub struct GeneratorConfig {
     /// serialized config and the weights) stay what they were.
     #[serde(default, skip_serializing_if = "is_false")]
     pub compose_condition: bool,
+    /// How many of the U-Net's skip connections from the source pixels the generator has,
+    /// coarsest first: the 4x4 level, then each finer level, and last the source pixels
+    /// themselves beside the output layer. `None` (the default, and every checkpoint written
+    /// before this field existed; not written, so their versions stay what they were) is all of
+    /// them. Fewer keep the source's layout but leave its fine detail, which the text may ask
+    /// to change, to the condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_skips: Option<u32>,
 }
 
 impl Default for TextConfig {
@@ -100,6 +108,7 @@ impl Default for GeneratorConfig {
             cond_dim: 128,
             critic_width: 8,
             compose_condition: true,
+            pixel_skips: None,
         }
     }
 }
@@ -190,6 +199,12 @@ impl GeneratorConfig {
         })?;
         check((1..=4096).contains(&self.cond_dim), || {
             format!("cond_dim must be in 1..=4096, not {}", self.cond_dim)
+        })?;
+        check(self.pixel_skips.is_none_or(|k| k <= 16), || {
+            format!(
+                "pixel_skips must be at most 16 (the levels of the largest image), not {:?}",
+                self.pixel_skips
+            )
         })
     }
 }

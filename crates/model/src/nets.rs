@@ -335,6 +335,8 @@ pub struct Generator {
     ups: Vec<(nn::Conv2D, nn::GroupNorm, nn::Linear)>,
     out: nn::Conv2D,
     c0: i64,
+    /// Skip connections from the source in use, coarsest first (levels, then the pixels).
+    skips: usize,
     pub noise_dim: i64,
 }
 
@@ -357,9 +359,13 @@ impl Generator {
             let cin = if k == 1 { 3 } else { chan(levels - k + 1) };
             src.push(conv(p / format!("src{k}"), cin, chan(levels - k), 4, 2, 1));
         }
+        let skips = cfg
+            .pixel_skips
+            .map_or(levels + 1, |k| (k as usize).min(levels + 1));
         let mut ups = Vec::new();
         for l in 1..=levels {
-            let (cin, cout) = (2 * chan(l - 1), chan(l));
+            let cin = if l <= skips { 2 } else { 1 } * chan(l - 1);
+            let cout = chan(l);
             ups.push((
                 conv(p / format!("up{l}"), cin, cout, 3, 1, 1),
                 nn::group_norm(
@@ -382,7 +388,8 @@ impl Generator {
                 ),
             ));
         }
-        let out = conv(p / "out", chan(levels) + 3, 3, 3, 1, 1);
+        let with_pixels = if skips > levels { 3 } else { 0 };
+        let out = conv(p / "out", chan(levels) + with_pixels, 3, 3, 1, 1);
         Generator {
             fc,
             cond,
@@ -390,6 +397,7 @@ impl Generator {
             ups,
             out,
             c0,
+            skips,
             noise_dim: cfg.noise_dim,
         }
     }
@@ -397,12 +405,19 @@ impl Generator {
     /// `src` is `[B,3,S,S]`, zeros where a sample has no source pixels.
     pub fn forward(&self, z: &Tensor, cond: &Tensor, src: &Tensor) -> Tensor {
         let c = self.cond.forward(cond).relu();
-        // Skip features, finest first: level levels-1 down to level 0.
-        let mut skips = Vec::with_capacity(self.src.len());
+        // Skip features, finest first: level levels-1 down to level 0, None where that level
+        // takes no skip (the chain runs to the coarsest level whenever any skip is in use).
+        let levels = self.src.len();
+        let first = levels.saturating_sub(self.skips);
+        let mut skips: Vec<Option<Tensor>> = Vec::with_capacity(levels);
         let mut h = src.shallow_clone();
-        for conv in &self.src {
+        for (i, conv) in self.src.iter().enumerate() {
+            if self.skips == 0 {
+                skips.push(None);
+                continue;
+            }
             h = lrelu(&conv.forward(&h));
-            skips.push(h.shallow_clone());
+            skips.push((i >= first).then(|| h.shallow_clone()));
         }
         let mut x = self
             .fc
@@ -410,15 +425,21 @@ impl Generator {
             .relu()
             .view([-1, self.c0, 4, 4]);
         for (conv, norm, film) in &self.ups {
-            let skip = skips.pop().expect("one skip a level");
-            let x2 = Tensor::cat(&[&x, &skip], 1);
+            let x2 = match skips.pop().expect("one entry a level") {
+                Some(skip) => Tensor::cat(&[&x, &skip], 1),
+                None => x,
+            };
             let (h, w) = (x2.size()[2], x2.size()[3]);
             x = norm.forward(&conv.forward(&x2.upsample_nearest2d([h * 2, w * 2], None, None)));
             let gb = film.forward(&c).unsqueeze(-1).unsqueeze(-1);
             let parts = gb.chunk(2, 1);
             x = (x * (parts[0].shallow_clone() + 1.0) + &parts[1]).relu();
         }
-        self.out.forward(&Tensor::cat(&[&x, src], 1)).tanh()
+        if self.skips > levels {
+            self.out.forward(&Tensor::cat(&[&x, src], 1)).tanh()
+        } else {
+            self.out.forward(&x).tanh()
+        }
     }
 }
 

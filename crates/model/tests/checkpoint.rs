@@ -153,6 +153,7 @@ fn generator_without_the_composed_condition_still_loads_and_keeps_its_config_tex
     init.generator.compose_condition = false;
     let json = serde_json::to_string(&init.generator).unwrap();
     assert!(!json.contains("compose_condition"), "{json}");
+    assert!(!json.contains("pixel_skips"), "{json}");
     let back: synthsearch_model::GeneratorConfig = serde_json::from_str(&json).unwrap();
     assert!(!back.compose_condition);
 
@@ -179,4 +180,60 @@ fn generator_without_the_composed_condition_still_loads_and_keeps_its_config_tex
         on.generator_version().unwrap(),
         m.generator_version().unwrap()
     );
+}
+
+#[test]
+fn pixel_skips_choose_what_of_the_source_pixels_reaches_the_generator() {
+    use tch::{Kind, Tensor};
+    let n = common::SIZE as i64;
+    let e = Tensor::ones([2, 32], (Kind::Float, Device::Cpu)) / 32f64.sqrt();
+    let has = Tensor::ones([2, 1], (Kind::Float, Device::Cpu));
+    let texts = vec![vec!["is".to_string(), "red".to_string()]; 2];
+    let z = Tensor::zeros([2, 8], (Kind::Float, Device::Cpu));
+    let px_a = Tensor::from_slice(&[image(1), image(2)].concat()).view([2, 3, n, n]);
+    let px_b = -&px_a;
+    // The generated image for two different source images under the same embedding and text.
+    let outputs = |skips: Option<u32>| {
+        let mut init = common::init();
+        init.generator.pixel_skips = skips;
+        let m = common::seeded(21, || Model::new(init, Device::Cpu).unwrap());
+        let run = |px: &Tensor| {
+            let (img, emb) = m.generate_tensor(&e, &has, Some(px), &texts, &z).unwrap();
+            assert_eq!(img.size(), [2, 3, n, n]);
+            assert_eq!(emb.size(), [2, 32]);
+            img
+        };
+        let back = Model::from_bytes(&m.to_bytes().unwrap(), Device::Cpu).unwrap();
+        assert_eq!(back.generator_config().pixel_skips, skips);
+        assert_eq!(
+            back.generator_version().unwrap(),
+            m.generator_version().unwrap()
+        );
+        let (a, b) = (run(&px_a), run(&px_b));
+        (a, b, m.generator_version().unwrap())
+    };
+    // Without skips the pixels cannot matter; with any, they do.
+    let (a, b, v0) = outputs(Some(0));
+    assert_eq!(a, b);
+    let mut versions = vec![v0];
+    for skips in [Some(1), Some(2), None] {
+        let (a, b, v) = outputs(skips);
+        let diff = (a - b).abs().max().double_value(&[]);
+        assert!(
+            diff > 1e-4,
+            "pixel_skips {skips:?}: outputs differ by {diff}"
+        );
+        versions.push(v);
+    }
+    // Each setting is another network, so another generator version.
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), 4);
+
+    let mut init = common::init();
+    init.generator.pixel_skips = Some(17);
+    let Err(err) = Model::new(init, Device::Cpu) else {
+        panic!("pixel_skips 17 was accepted");
+    };
+    assert!(err.to_string().contains("pixel_skips"), "{err}");
 }

@@ -44,6 +44,7 @@ pub fn init() -> ModelInit {
             cond_dim: 32,
             critic_width: 8,
             compose_condition: true,
+            pixel_skips: None,
         },
         ..ModelInit::default()
     }

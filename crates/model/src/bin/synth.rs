@@ -137,6 +137,10 @@ struct TrainArgs {
     /// Condition the generator on text and source only, not on the composed embedding.
     #[arg(long)]
     no_compose_condition: bool,
+    /// Skip connections from the source pixels, coarsest level first, the pixels themselves last
+    /// (default: all of them).
+    #[arg(long)]
+    pixel_skips: Option<u32>,
     /// A TorchScript image encoder to use instead of training the CNN.
     #[arg(long)]
     torchscript: Option<PathBuf>,
@@ -176,6 +180,9 @@ struct TrainArgs {
     feature_weight: f64,
     #[arg(long, default_value_t = TrainConfig::default().text_only_prob)]
     text_only_prob: f64,
+    /// Share of the other GAN samples trained without source pixels (from the embedding alone).
+    #[arg(long, default_value_t = TrainConfig::default().pixel_drop_prob)]
+    pixel_drop_prob: f64,
     /// Stop (and save) after this many minutes, whatever the step count.
     #[arg(long)]
     minutes: Option<f64>,
@@ -337,6 +344,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         width: a.generator_width,
         critic_width: a.critic_width,
         compose_condition: !a.no_compose_condition,
+        pixel_skips: a.pixel_skips,
         ..GeneratorConfig::default()
     };
     let cfg = TrainConfig {
@@ -358,6 +366,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         feature_weight: a.feature_weight,
         triplet_margin: a.triplet_margin,
         text_only_prob: a.text_only_prob,
+        pixel_drop_prob: a.pixel_drop_prob,
         ..TrainConfig::default()
     };
     let mut trainer = if let Some(p) = &a.resume {
