@@ -4,12 +4,11 @@
 # with the same rows, and its copy of the index passes synth_index_check.
 source "$(dirname "$0")/lib.bash"
 STANDBY_PORT=$((REGRESS_PORT + 11))
-dir=$work
-chown postgres: "$dir" 2>/dev/null || true
-# The standby listens on a Unix socket in $dir only: a TCP port can be taken at any moment by a
+chown postgres: "$work" 2>/dev/null || true
+# The standby listens on a Unix socket in $work only: a TCP port can be taken at any moment by a
 # client connection's ephemeral port, which made this test fail once.
-standby=(-h "$dir" -p "$STANDBY_PORT" -U postgres)
-on_exit_do+=('as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1')
+standby=(-h "$work" -p "$STANDBY_PORT" -U postgres)
+on_exit_do+=('as_pg "$PG_BIN/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1')
 P() { psql "$@"; }
 S() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "${standby[@]}" "$@"; }
 
@@ -21,12 +20,12 @@ INSERT INTO items SELECT i, (SELECT array_agg(sin(i * 0.7 + d * 1.3) * 5) FROM g
 FROM generate_series(1, 4000) i;
 CREATE INDEX items_emb ON items USING synthivf (emb) WITH (lists = 16);
 SQL
-as_pg "$PG_BIN/pg_basebackup" "${conn[@]}" -D "$dir/data" -R -X stream --checkpoint=fast
-printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\nhot_standby = on\n" "$STANDBY_PORT" "$dir" \
-    | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
-if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/standby.log" -w start >/dev/null; then
+as_pg "$PG_BIN/pg_basebackup" "${conn[@]}" -D "$work/data" -R -X stream --checkpoint=fast
+printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\nhot_standby = on\n" "$STANDBY_PORT" "$work" \
+    | as_pg tee -a "$work/data/postgresql.conf" >/dev/null
+if ! as_pg "$PG_BIN/pg_ctl" -D "$work/data" -l "$work/standby.log" -w start >/dev/null; then
     # The log goes with the temporary folder: show its end first.
-    tail -n 40 "$dir/standby.log" >&2 || true
+    tail -n 40 "$work/standby.log" >&2 || true
     fail "the standby did not start"
 fi
 
@@ -65,5 +64,5 @@ S -d idx_standby -tA -c "SELECT live_rows FROM synth_index_check('items_emb', he
     || fail "standby index check"
 S -d idx_standby -tA -c "SELECT live_rows FROM synth_index_check('items_cos', heap => false)" | grep -qx 4800 \
     || fail "standby cosine index check"
-as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null
 P -d postgres -c "DROP DATABASE idx_standby"

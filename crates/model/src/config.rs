@@ -200,9 +200,12 @@ impl GeneratorConfig {
         check((1..=4096).contains(&self.cond_dim), || {
             format!("cond_dim must be in 1..=4096, not {}", self.cond_dim)
         })?;
-        check(self.pixel_skips.is_none_or(|k| k <= 16), || {
+        // A skip a level from 4x4 up, plus the pixels: 7 for the largest image. A value above
+        // a smaller model's own count means all of its skips.
+        let most = (MAX_IMAGE_SIZE / 4).trailing_zeros() + 1;
+        check(self.pixel_skips.is_none_or(|k| k <= most), || {
             format!(
-                "pixel_skips must be at most 16 (the levels of the largest image), not {:?}",
+                "pixel_skips must be at most {most} (the skips of a {MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} image), not {:?}",
                 self.pixel_skips
             )
         })

@@ -435,11 +435,12 @@ impl Generator {
             let parts = gb.chunk(2, 1);
             x = (x * (parts[0].shallow_clone() + 1.0) + &parts[1]).relu();
         }
-        if self.skips > levels {
-            self.out.forward(&Tensor::cat(&[&x, src], 1)).tanh()
+        let x = if self.skips > levels {
+            Tensor::cat(&[&x, src], 1)
         } else {
-            self.out.forward(&x).tanh()
-        }
+            x
+        };
+        self.out.forward(&x).tanh()
     }
 }
 
