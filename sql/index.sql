@@ -33,10 +33,14 @@ CREATE OPERATOR CLASS embedding_ip_ops
     FUNCTION 1 synthivf_metric_ip(internal);
 
 -- An amcheck-style verification: raises XX002 on the first inconsistency, else returns counts.
--- With heap => true the table is read (under a ShareLock) and the index must hold exactly its
--- rows; rows deleted but not yet vacuumed are still indexed, so VACUUM first.
+-- By default it reads the index alone under an AccessShareLock (readers and writers go on). With
+-- heap => true the table is read too (under a ShareLock, which blocks writers meanwhile; the
+-- caller needs SELECT on it) and the index must hold exactly its rows; rows deleted but not yet
+-- vacuumed are still indexed, so VACUUM first. Like amcheck's functions it is not for PUBLIC:
+-- a DBA grants EXECUTE to whoever may check indexes.
 CREATE FUNCTION synth_index_check(
-    index regclass, heap boolean DEFAULT true,
+    index regclass, heap boolean DEFAULT false,
     OUT pages integer, OUT lists integer, OUT live_rows bigint, OUT dead_vectors bigint,
     OUT orphan_pages integer, OUT orphan_vectors bigint, OUT heap_rows bigint)
     RETURNS record AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION synth_index_check(regclass, boolean) FROM PUBLIC;

@@ -38,6 +38,19 @@ SELECT pg_catalog.pg_extension_config_dump('synth_model_parts', '');
 REVOKE ALL ON synth_models, synth_model_parts FROM PUBLIC;
 GRANT SELECT ON synth_models TO PUBLIC;
 
+-- Model managers (activate, import, export, drop, create models, and train a model that replaces
+-- the active one) are superusers, members of the extension's owner, and members of this role,
+-- which a DBA grants: GRANT synthsearch_admin TO alice. Roles belong to the cluster, so the role
+-- may exist already (the extension in another database); it is never dropped with the extension.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+                   WHERE rolname OPERATOR(pg_catalog.=) 'synthsearch_admin'::pg_catalog.name) THEN
+        CREATE ROLE synthsearch_admin NOLOGIN;
+    END IF;
+END
+$$;
+
 -- The synthquery type: a search request carrying its synthesized embedding (see src/model/query.rs).
 CREATE TYPE synthquery;
 CREATE FUNCTION synthquery_in(cstring, oid, integer) RETURNS synthquery
@@ -73,8 +86,10 @@ CREATE OPERATOR <-> (LEFTARG = embedding, RIGHTARG = synthquery, FUNCTION = synt
 -- which retraining may replace, so they are STABLE.
 CREATE FUNCTION synth_encode(image bytea) RETURNS embedding
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- With a model named, the name may resolve to another encoder tomorrow (a newer version of
+-- the name, a dropped and re-made version): that overload is STABLE and cannot be indexed.
 CREATE FUNCTION synth_encode(image bytea, model text) RETURNS embedding
-    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION synth_query(reference bytea, wish text) RETURNS synthquery
     AS 'MODULE_PATHNAME', 'synth_query_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION synth_query(reference bytea, wish text, model text) RETURNS synthquery

@@ -33,7 +33,10 @@ CREATE TABLE synth_train_jobs (
     updated_at       timestamptz,
     finished_at      timestamptz,
     -- The model the job stored (synth_models.id).
-    model            bigint
+    model            bigint,
+    -- What a successful job did not do, e.g. an activation that was refused (an ordinary role's
+    -- job, or another encoder without force).
+    note             text
 );
 CREATE INDEX synth_train_jobs_unfinished ON synth_train_jobs (id)
     WHERE state IN ('queued', 'running', 'cancelling');
@@ -76,7 +79,8 @@ SELECT j.id AS job,
        j.finished_at,
        j.model AS model_id,
        j.attempts,
-       j.worker_pid
+       j.worker_pid,
+       j.note
 FROM synth_train_jobs j;
 
 -- Everyone may watch the jobs; only the functions below change them.

@@ -17,12 +17,15 @@ macro_rules! pg_function_info_v1 {
     };
 }
 
-/// The boolean a one-row SQL query returns; false when it returns no row or NULL.
+/// The boolean a one-row SQL query of the extension's own returns (run with a pinned search
+/// path); false when it returns no row or NULL.
 pub fn spi_bool(query: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> bool {
-    pgrx::Spi::get_one_with_args::<bool>(query, args)
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    crate::security::pinned(|| {
+        pgrx::Spi::get_one_with_args::<bool>(query, args)
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    })
 }
 
 /// Raises 42501 (insufficient privilege) with `message` unless `allowed`.

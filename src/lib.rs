@@ -10,6 +10,7 @@ mod fmgr;
 mod gucs;
 mod index;
 mod model;
+mod security;
 mod torch;
 mod worker;
 

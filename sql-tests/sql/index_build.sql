@@ -9,7 +9,7 @@ INSERT INTO ivf_items VALUES (0, 'dress', NULL);
 CREATE INDEX ivf_items_l2 ON ivf_items USING synthivf (emb) WITH (lists = 30);
 ANALYZE ivf_items;
 SELECT amname FROM pg_am JOIN pg_class ON relam = pg_am.oid WHERE relname = 'ivf_items_l2';
-SELECT lists, live_rows, heap_rows, orphan_pages, orphan_vectors FROM synth_index_check('ivf_items_l2');
+SELECT lists, live_rows, heap_rows, orphan_pages, orphan_vectors FROM synth_index_check('ivf_items_l2', heap => true);
 
 -- The planner picks the index for ORDER BY ... LIMIT when it reads a small share of the lists.
 SET synthsearch.nprobe = 3;
@@ -64,7 +64,7 @@ SET enable_seqscan = off;
 SET synthsearch.nprobe = 5;
 EXPLAIN (COSTS OFF) SELECT id FROM ivf_docs ORDER BY arr::embedding(3) <-> '[1,1,1]' LIMIT 3;
 SELECT id, arr::embedding(3) <-> '[1,1,1]' AS d FROM ivf_docs ORDER BY arr::embedding(3) <-> '[1,1,1]', id LIMIT 3;
-SELECT lists, live_rows, heap_rows FROM synth_index_check('ivf_docs_expr');
+SELECT lists, live_rows, heap_rows FROM synth_index_check('ivf_docs_expr', heap => true);
 RESET enable_seqscan;
 
 -- A column without a typmod on an empty table: the first insert fixes the dimensions.
@@ -72,7 +72,7 @@ CREATE TABLE ivf_loose (id int, emb embedding);
 CREATE INDEX ivf_loose_idx ON ivf_loose USING synthivf (emb);
 SELECT pages, live_rows FROM synth_index_check('ivf_loose_idx');
 INSERT INTO ivf_loose VALUES (1, '[1,2]'), (2, '[2,3]'), (3, NULL);
-SELECT lists, live_rows, heap_rows FROM synth_index_check('ivf_loose_idx');
+SELECT lists, live_rows, heap_rows FROM synth_index_check('ivf_loose_idx', heap => true);
 SET enable_seqscan = off;
 SELECT id FROM ivf_loose ORDER BY emb <-> '[2,2]' LIMIT 5;
 RESET enable_seqscan;

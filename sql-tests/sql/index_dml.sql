@@ -39,12 +39,12 @@ DEALLOCATE near;
 INSERT INTO shop VALUES (5001, 'dress', '[9,9,9,9]'), (5002, 'dress', '[9,9,9,9.5]'), (5003, 'dress', NULL);
 SELECT id FROM shop ORDER BY emb <-> '[9,9,9,9]' LIMIT 2;
 INSERT INTO shop VALUES (5004, 'dress', '[1,2,3]');
-SELECT lists, live_rows, heap_rows FROM synth_index_check('shop_emb');
+SELECT lists, live_rows, heap_rows FROM synth_index_check('shop_emb', heap => true);
 
 -- Deletes and VACUUM: deleted rows leave the index, the rest stay findable.
 DELETE FROM shop WHERE id % 3 = 0 OR id = 5001;
 VACUUM shop;
-SELECT live_rows, dead_vectors, heap_rows FROM synth_index_check('shop_emb');
+SELECT live_rows, dead_vectors, heap_rows FROM synth_index_check('shop_emb', heap => true);
 SELECT id FROM shop ORDER BY emb <-> '[9,9,9,9]' LIMIT 1;
 SELECT count(*) FROM (SELECT id FROM shop ORDER BY emb <-> '[0.2,0.2,0.2,0.2]' LIMIT 5000) s;
 SELECT count(*) FROM shop WHERE emb IS NOT NULL;
@@ -52,17 +52,17 @@ SELECT count(*) FROM shop WHERE emb IS NOT NULL;
 UPDATE shop SET emb = '[-5,-5,-5,-5]' WHERE id = 1;
 SELECT id FROM shop ORDER BY emb <-> '[-5,-5,-5,-5]' LIMIT 1;
 VACUUM shop;
-SELECT live_rows, heap_rows FROM synth_index_check('shop_emb');
+SELECT live_rows, heap_rows FROM synth_index_check('shop_emb', heap => true);
 -- REINDEX rebuilds it.
 REINDEX INDEX shop_emb;
-SELECT lists, live_rows, dead_vectors, heap_rows FROM synth_index_check('shop_emb');
+SELECT lists, live_rows, dead_vectors, heap_rows FROM synth_index_check('shop_emb', heap => true);
 -- TRUNCATE leaves an empty, working index.
 CREATE TABLE scratch AS SELECT * FROM shop;
 CREATE INDEX scratch_emb ON scratch USING synthivf (emb);
 TRUNCATE scratch;
-SELECT live_rows, heap_rows FROM synth_index_check('scratch_emb');
+SELECT live_rows, heap_rows FROM synth_index_check('scratch_emb', heap => true);
 INSERT INTO scratch SELECT * FROM shop WHERE id < 100;
-SELECT live_rows, heap_rows FROM synth_index_check('scratch_emb');
+SELECT live_rows, heap_rows FROM synth_index_check('scratch_emb', heap => true);
 SELECT count(*) FROM (SELECT id FROM scratch ORDER BY emb <-> '[0,0,0,0]' LIMIT 1000) s;
 
 -- UNLOGGED tables: the index has an init fork.
@@ -72,5 +72,5 @@ CREATE INDEX temp_items_emb ON temp_items USING synthivf (emb) WITH (lists = 3);
 SELECT relpersistence FROM pg_class WHERE relname = 'temp_items_emb';
 SELECT pg_relation_size('temp_items_emb', 'init') > 0 AS has_init_fork;
 SELECT id FROM temp_items ORDER BY emb <-> '[10,-10]' LIMIT 3;
-SELECT lists, live_rows, heap_rows FROM synth_index_check('temp_items_emb');
+SELECT lists, live_rows, heap_rows FROM synth_index_check('temp_items_emb', heap => true);
 RESET ALL;

@@ -9,7 +9,7 @@ SELECT i, (SELECT array_agg(m + 0.3 * sqrt(-2 * ln(1 - random())) * cos(2 * pi()
            FROM unnest((SELECT mu FROM centers WHERE c = 1 + i % 40)) m WHERE i > 0)::embedding
 FROM generate_series(1, 10000) i;
 CREATE INDEX points_emb ON points USING synthivf (emb);
-SELECT lists, live_rows, heap_rows FROM synth_index_check('points_emb');
+SELECT lists, live_rows, heap_rows FROM synth_index_check('points_emb', heap => true);
 CREATE TABLE queries AS SELECT id, emb FROM points WHERE id % 500 = 7;
 
 CREATE FUNCTION recall(k int) RETURNS numeric LANGUAGE sql AS $$

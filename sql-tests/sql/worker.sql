@@ -46,9 +46,11 @@ SELECT state, step, total_steps, progress, stage, epoch > 0 AS epochs,
        (recall->>'queries')::int AS val_queries, steps_per_second > 0 AS rate,
        time_left, error, attempts, model_id IS NOT NULL AS stored
 FROM synth_jobs WHERE job = :job;
--- The model is in the registry, made by the job, and active.
+-- The model is in the registry, made by the job. It asked to be activated, but its encoder is
+-- not the active model's: it is stored, not active, and the job's note says why (no force).
 SELECT m.name, m.version, m.active, m.image_size, m.dims, m.created_by, (m.metrics->>'steps')::int AS steps
 FROM synth_models m JOIN synth_jobs j ON j.model_id = m.id WHERE j.job = :job;
+SELECT regexp_replace(note, 'enc-[0-9a-f]+', 'enc-...', 'g') AS note FROM synth_jobs WHERE job = :job;
 -- Finished jobs keep no checkpoint; the tables are not for users to read or write.
 SELECT count(*) FROM synth_train_checkpoints;
 

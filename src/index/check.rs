@@ -1,8 +1,10 @@
-//! `synth_index_check(index regclass, heap boolean DEFAULT true)`: checks a synthivf index in the
-//! spirit of amcheck and returns what it counted; an inconsistency is an ERROR with SQLSTATE
-//! XX002 (index_corrupted). With `heap`, the table is read as CREATE INDEX reads it (under a
-//! ShareLock, which blocks writers meanwhile) and the index must hold exactly its rows with equal
+//! `synth_index_check(index regclass, heap boolean DEFAULT false)`: checks a synthivf index in
+//! the spirit of amcheck and returns what it counted; an inconsistency is an ERROR with SQLSTATE
+//! XX002 (index_corrupted). By default only the index is read, under an AccessShareLock. With
+//! `heap`, the table is read as CREATE INDEX reads it (under a ShareLock, which blocks writers
+//! meanwhile; the caller needs SELECT on it) and the index must hold exactly its rows with equal
 //! vectors. Rows deleted but not yet vacuumed are still in the index: VACUUM before comparing.
+//! Not executable by PUBLIC, as amcheck's functions.
 
 use super::build::scan_table;
 use super::storage::PgRelation;
@@ -58,6 +60,20 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
             error(
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
                 format!("relation \"{name}\" is not an index"),
+            );
+        }
+        // Reading the table needs the right to read it (EXECUTE alone is a DBA's grant).
+        if with_heap
+            && pg_sys::pg_class_aclcheck(
+                heap_oid,
+                pg_sys::GetUserId(),
+                pg_sys::ACL_SELECT as pg_sys::AclMode,
+            ) != pg_sys::AclResult::ACLCHECK_OK
+        {
+            let name = std::ffi::CStr::from_ptr(pg_sys::get_rel_name(heap_oid)).to_string_lossy();
+            error(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for table {name}: heap => true reads it"),
             );
         }
         let lock = if with_heap {

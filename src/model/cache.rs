@@ -2,8 +2,9 @@
 //! model changes. libtorch is touched here, lazily, in the backend that needs it, never in the
 //! postmaster.
 
-use super::registry::{ModelRow, model_bytes, resolve, with_owner};
+use super::registry::{ModelRow, model_bytes, resolve};
 use crate::fmgr::error;
+use crate::security::as_owner;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,7 +36,7 @@ pub fn model(model: Option<&str>) -> (ModelRow, Rc<Model>) {
         return (row, m);
     }
     // Weights are read as the extension's owner: anyone may run the active model.
-    let bytes = with_owner(|| model_bytes(row.id));
+    let bytes = as_owner(|| model_bytes(row.id));
     let loaded = Model::from_bytes(&bytes, device).unwrap_or_else(|e| {
         error(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,

@@ -3,10 +3,11 @@
 //! Users read the registry directly; changes go through functions that check the caller's
 //! rights and then write as the extension's owner, so the tables need no write grants.
 
-use crate::fmgr::{error, require_privilege, spi_bool};
+use crate::fmgr::{error, spi_bool};
+use crate::security::{self, as_owner};
+use pgrx::JsonB;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use pgrx::{JsonB, pg_sys};
 
 /// Bytes per row of `synth_model_parts`.
 const PART_BYTES: usize = 16 << 20;
@@ -14,19 +15,7 @@ const PART_BYTES: usize = 16 << 20;
 /// `sql` with `@extschema@` replaced by the extension's schema, quoted (runtime SPI queries get
 /// no substitution of their own, and search_path must not decide which tables are read).
 pub fn q(sql: &str) -> String {
-    let schema = Spi::get_one::<String>(
-        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'synthsearch'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        error(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            "extension \"synthsearch\" is not installed",
-        )
-    });
-    sql.replace("@extschema@", &schema)
+    sql.replace("@extschema@", &security::extension().schema)
 }
 
 /// A row of `synth_models`, without the weights.
@@ -40,65 +29,19 @@ pub struct ModelRow {
     pub dims: i32,
 }
 
-fn extension_owner() -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'synthsearch'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        error(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            "extension \"synthsearch\" is not installed",
-        )
-    })
-}
-
-/// Runs `f` as the extension's owner (for writes to the registry and job tables on behalf of a
-/// caller whose rights were checked). On an ERROR the transaction's abort restores the user.
-pub fn with_owner<R>(f: impl FnOnce() -> R) -> R {
-    let owner = extension_owner();
-    let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
-    // Safety: plain reads and writes of the backend's current user id and security context.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
-    let r = f();
-    // Safety: as above, restoring what was saved.
-    unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
-    r
-}
-
-/// Raises 42501 unless the current user may manage models: a superuser or a member of the role
-/// that owns the extension.
-pub fn check_manage_rights(what: &str) {
-    let ok = spi_bool(
-        "SELECT pg_catalog.pg_has_role(current_user, extowner, 'MEMBER') \
-         FROM pg_catalog.pg_extension WHERE extname = 'synthsearch'",
-        &[],
-    );
-    require_privilege(ok, || {
-        format!(
-            "permission denied to {what}: it needs membership in the role that owns the extension synthsearch"
-        )
-    });
-}
-
 fn row_from(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<ModelRow> {
-    Spi::connect(|client| {
-        let table = client.select(&q(query), Some(1), args).ok()?;
-        let row = table.into_iter().next()?;
-        Some(ModelRow {
-            id: row.get::<i64>(1).ok()??,
-            name: row.get::<String>(2).ok()??,
-            version: row.get::<i32>(3).ok()??,
-            encoder_version: row.get::<String>(4).ok()??,
-            generator_version: row.get::<String>(5).ok()??,
-            dims: row.get::<i32>(6).ok()??,
+    security::pinned(|| {
+        Spi::connect(|client| {
+            let table = client.select(&q(query), Some(1), args).ok()?;
+            let row = table.into_iter().next()?;
+            Some(ModelRow {
+                id: row.get::<i64>(1).ok()??,
+                name: row.get::<String>(2).ok()??,
+                version: row.get::<i32>(3).ok()??,
+                encoder_version: row.get::<String>(4).ok()??,
+                generator_version: row.get::<String>(5).ok()??,
+                dims: row.get::<i32>(6).ok()??,
+            })
         })
     })
 }
@@ -123,7 +66,9 @@ pub fn resolve(model: Option<&str>) -> ModelRow {
         Some(spec) => {
             let found = if let Ok(id) = spec.parse::<i64>() {
                 row_from(
-                    &format!("SELECT {COLUMNS} FROM @extschema@.synth_models WHERE id = $1"),
+                    &format!(
+                        "SELECT {COLUMNS} FROM @extschema@.synth_models WHERE id OPERATOR(pg_catalog.=) $1"
+                    ),
                     &[id.into()],
                 )
             } else if let Some((name, version)) = spec
@@ -132,14 +77,14 @@ pub fn resolve(model: Option<&str>) -> ModelRow {
             {
                 row_from(
                     &format!(
-                        "SELECT {COLUMNS} FROM @extschema@.synth_models WHERE name = $1 AND version = $2"
+                        "SELECT {COLUMNS} FROM @extschema@.synth_models WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2"
                     ),
                     &[name.into(), version.into()],
                 )
             } else {
                 row_from(
                     &format!(
-                        "SELECT {COLUMNS} FROM @extschema@.synth_models WHERE name = $1 ORDER BY version DESC"
+                        "SELECT {COLUMNS} FROM @extschema@.synth_models WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version DESC"
                     ),
                     &[spec.into()],
                 )
@@ -173,15 +118,17 @@ pub fn active_encoder_number() -> u64 {
 
 /// The checkpoint bytes of model `id`.
 pub fn model_bytes(id: i64) -> Vec<u8> {
-    let parts: Vec<Vec<u8>> = Spi::connect(|client| {
-        client
+    let parts: Vec<Vec<u8>> = security::pinned(|| {
+        Spi::connect(|client| {
+            client
             .select(
-                &q("SELECT bytes FROM @extschema@.synth_model_parts WHERE model = $1 ORDER BY part"),
+                &q("SELECT bytes FROM @extschema@.synth_model_parts WHERE model OPERATOR(pg_catalog.=) $1 ORDER BY part"),
                 None,
                 &[id.into()],
             )
             .map(|t| t.into_iter().filter_map(|r| r.get::<Vec<u8>>(1).ok().flatten()).collect())
             .unwrap_or_default()
+        })
     });
     if parts.is_empty() {
         panic!("data corruption: model {id} has no weights in synth_model_parts");
@@ -189,15 +136,50 @@ pub fn model_bytes(id: i64) -> Vec<u8> {
     parts.concat()
 }
 
-/// Stores `bytes` (a checkpoint that `synthsearch_model::Model::from_bytes` accepted) as the next
-/// version of `name` and returns its id. Writes as the extension's owner.
+/// What storing a model does about the active one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Leave the active model alone (the first model ever is activated when a model manager
+    /// stores it).
+    No,
+    /// Make it the active one, refused when its encoder differs from the active model's.
+    Yes,
+    /// Make it the active one even over another encoder (stored embeddings and indexes must be
+    /// re-encoded and rebuilt).
+    Force,
+}
+
+impl Activation {
+    /// From the `activate` and `force` arguments of the SQL functions.
+    pub fn of(activate: bool, force: bool) -> Activation {
+        match (activate, force) {
+            (false, _) => Activation::No,
+            (true, false) => Activation::Yes,
+            (true, true) => Activation::Force,
+        }
+    }
+}
+
+/// A model stored in the registry.
+pub struct Stored {
+    pub id: i64,
+    /// Why an activation that was asked for, or that the first model would get, did not happen.
+    pub note: Option<String>,
+}
+
+/// Advisory lock key ("SYNM") under which new versions of one model name are numbered, so two
+/// stores under the same name never collide.
+const NAME_LOCK_KEY: i32 = 0x5359_4e4d;
+
+/// Stores `bytes` (a checkpoint that `synthsearch_model::Model::from_bytes` accepts) as the next
+/// version of `name`. Writes as the extension's owner; the caller's rights were checked.
 pub fn store_model(
     name: &str,
     bytes: &[u8],
     metrics: &serde_json::Value,
     job: Option<i64>,
-    activate: bool,
-) -> i64 {
+    activation: Activation,
+) -> Stored {
     let device = tch::Device::Cpu;
     let model = synthsearch_model::Model::from_bytes(bytes, device).unwrap_or_else(|e| {
         error(
@@ -205,17 +187,21 @@ pub fn store_model(
             format!("invalid model: {e}"),
         )
     });
-    store_loaded(name, &model, bytes, metrics, job, activate)
+    store_loaded(name, &model, bytes, metrics, job, activation)
 }
 
+/// As [`store_model`], for a model already loaded. Activation follows the rules of
+/// [`Activation`]: only a model manager activates (checked here, as the current user, before the
+/// switch to the owner), and an encoder change needs `Force`. A refused activation is not an
+/// ERROR: the model stays stored and `note` says why (a training job must not lose its model).
 pub(crate) fn store_loaded(
     name: &str,
     model: &synthsearch_model::Model,
     bytes: &[u8],
     metrics: &serde_json::Value,
     job: Option<i64>,
-    activate: bool,
-) -> i64 {
+    activation: Activation,
+) -> Stored {
     let versions = model
         .encoder_version()
         .and_then(|e| Ok((e, model.generator_version()?)))
@@ -230,12 +216,23 @@ pub(crate) fn store_loaded(
         "generator": model.generator_config(),
         "gan_steps": model.gan_steps(),
     });
-    with_owner(|| {
+    let manager = security::is_model_manager();
+    as_owner(|| {
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+            &[NAME_LOCK_KEY.into(), name.into()],
+        )
+        .unwrap_or_else(|e| {
+            error(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("storing the model failed: {e}"),
+            )
+        });
         let id = Spi::get_one_with_args::<i64>(
             &q("INSERT INTO @extschema@.synth_models \
                (name, version, encoder_version, generator_version, image_size, dims, config, metrics, size_bytes, job, created_by) \
-             SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, session_user \
-             FROM @extschema@.synth_models WHERE name = $1 RETURNING id"),
+             SELECT $1, coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1, $2, $3, $4, $5, $6, $7, $8, $9, session_user \
+             FROM @extschema@.synth_models WHERE name OPERATOR(pg_catalog.=) $1 RETURNING id"),
             &[
                 name.into(),
                 versions.0.into(),
@@ -261,39 +258,52 @@ pub(crate) fn store_loaded(
             &q("SELECT NOT EXISTS (SELECT FROM @extschema@.synth_models WHERE active)"),
             &[],
         );
-        if activate || none_active {
-            set_active(id, true);
+        let wanted = activation != Activation::No || none_active;
+        let note = if !wanted {
+            None
+        } else if !manager {
+            Some(format!(
+                "model {id} was stored but not activated: activating a model needs a model manager \
+                 (superuser, the extension's owner or a member of {}); one can run synth_model_activate({id})",
+                security::ADMIN_ROLE
+            ))
+        } else if activation != Activation::Force {
+            encoder_conflict(id)
+        } else {
+            None
+        };
+        if wanted && note.is_none() {
+            set_active(id);
         }
-        id
+        Stored { id, note }
     })
 }
 
-/// Makes model `id` the active one. Refuses an encoder other than the active model's unless
-/// `force`: stored embeddings and indexes belong to the active encoder.
-fn set_active(id: i64, force: bool) {
+/// Why model `id` may not replace the active model without a force: its encoder version differs,
+/// and stored embeddings and indexes belong to the active encoder. None when it may.
+fn encoder_conflict(id: i64) -> Option<String> {
     let target = resolve(Some(&id.to_string()));
-    if !force
-        && let Some(active) = row_from(
-            &format!("SELECT {COLUMNS} FROM @extschema@.synth_models WHERE active"),
-            &[],
+    let active = row_from(
+        &format!("SELECT {COLUMNS} FROM @extschema@.synth_models WHERE active"),
+        &[],
+    )?;
+    (active.encoder_version != target.encoder_version && active.id != target.id).then(|| {
+        format!(
+            "model {} has encoder version {}, the active model {} has {}: embeddings and indexes \
+             made with the active encoder would no longer match; re-encode them, then activate with force => true",
+            target.id, target.encoder_version, active.id, active.encoder_version
         )
-        && active.encoder_version != target.encoder_version
-    {
-        error(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "model {} has encoder version {}, the active model {} has {}: embeddings and indexes \
-                 made with the active encoder would no longer match; re-encode them, then activate with force => true",
-                target.id, target.encoder_version, active.id, active.encoder_version
-            ),
-        );
-    }
+    })
+}
+
+/// Makes model `id` the active one (no checks: see [`encoder_conflict`]). As the owner.
+fn set_active(id: i64) {
     Spi::run(&q(
         "UPDATE @extschema@.synth_models SET active = false WHERE active",
     ))
     .expect("deactivate");
     Spi::run_with_args(
-        &q("UPDATE @extschema@.synth_models SET active = true WHERE id = $1"),
+        &q("UPDATE @extschema@.synth_models SET active = true WHERE id OPERATOR(pg_catalog.=) $1"),
         &[id.into()],
     )
     .expect("activate");
@@ -302,18 +312,25 @@ fn set_active(id: i64, force: bool) {
 /// `synth_model_activate(id, force)`: makes a model the active one.
 #[pg_extern(volatile, parallel_unsafe)]
 fn synth_model_activate(id: i64, force: default!(bool, false)) -> bool {
-    check_manage_rights("activate a model");
-    with_owner(|| set_active(id, force));
+    security::require_model_manager("activate a model");
+    let id = resolve(Some(&id.to_string())).id;
+    if !force && let Some(message) = encoder_conflict(id) {
+        error(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            message,
+        );
+    }
+    as_owner(|| set_active(id));
     true
 }
 
 /// `synth_model_drop(id)`: removes a model that is not active.
 #[pg_extern(volatile, parallel_unsafe)]
 fn synth_model_drop(id: i64) -> bool {
-    check_manage_rights("drop a model");
+    security::require_model_manager("drop a model");
     let row = resolve(Some(&id.to_string()));
     let active = spi_bool(
-        &q("SELECT active FROM @extschema@.synth_models WHERE id = $1"),
+        &q("SELECT active FROM @extschema@.synth_models WHERE id OPERATOR(pg_catalog.=) $1"),
         &[row.id.into()],
     );
     if active {
@@ -322,9 +339,9 @@ fn synth_model_drop(id: i64) -> bool {
             format!("model {id} is active: activate another model before dropping it"),
         );
     }
-    with_owner(|| {
+    as_owner(|| {
         Spi::run_with_args(
-            &q("DELETE FROM @extschema@.synth_models WHERE id = $1"),
+            &q("DELETE FROM @extschema@.synth_models WHERE id OPERATOR(pg_catalog.=) $1"),
             &[id.into()],
         )
         .expect("delete")
@@ -335,26 +352,37 @@ fn synth_model_drop(id: i64) -> bool {
 /// `synth_model_export(model)`: the model's checkpoint bytes, to move it to another database.
 #[pg_extern(stable, parallel_safe)]
 fn synth_model_export(model: default!(Option<&str>, "NULL")) -> Vec<u8> {
-    check_manage_rights("export a model");
+    security::require_model_manager("export a model");
     let id = resolve(model).id;
-    with_owner(|| model_bytes(id))
+    as_owner(|| model_bytes(id))
 }
 
-/// `synth_model_import(bytes, name, activate)`: stores exported checkpoint bytes as a new version.
+/// `synth_model_import(bytes, name, activate, force)`: stores exported checkpoint bytes as a new
+/// version; with `activate` it becomes the active model (55000 if its encoder differs from the
+/// active one's, unless `force`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn synth_model_import(
     bytes: &[u8],
     name: default!(&str, "'imported'"),
     activate: default!(bool, false),
+    force: default!(bool, false),
 ) -> i64 {
-    check_manage_rights("import a model");
+    security::require_model_manager("import a model");
     if bytes.is_empty() {
         error(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
             "model bytes are empty",
         );
     }
-    store_model(name, bytes, &serde_json::json!({}), None, activate)
+    let activation = Activation::of(activate, force);
+    let stored = store_model(name, bytes, &serde_json::json!({}), None, activation);
+    if activate && let Some(note) = stored.note {
+        error(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            note,
+        );
+    }
+    stored.id
 }
 
 /// `synth_model_create(name, config, seed)`: a model with fresh weights from a configuration
@@ -362,7 +390,7 @@ fn synth_model_import(
 /// run to start from or for tests of the plumbing. Its embeddings mean nothing until trained.
 #[pg_extern(volatile, parallel_unsafe)]
 fn synth_model_create(name: &str, config: default!(JsonB, "'{}'"), seed: default!(i64, 0)) -> i64 {
-    check_manage_rights("create a model");
+    security::require_model_manager("create a model");
     let init = model_init(&config.0);
     tch::manual_seed(seed);
     let model = synthsearch_model::Model::new(init, tch::Device::Cpu).unwrap_or_else(|e| {
@@ -383,8 +411,9 @@ fn synth_model_create(name: &str, config: default!(JsonB, "'{}'"), seed: default
         &bytes,
         &serde_json::json!({"trained": false}),
         None,
-        false,
+        Activation::No,
     )
+    .id
 }
 
 /// Merges `over` into `base` (objects key by key, anything else replaced).

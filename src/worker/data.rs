@@ -13,7 +13,8 @@ use synthsearch_model::Dataset;
 use super::options::TrainOptions;
 use crate::fmgr::{error, require_privilege, spi_bool};
 
-/// A table's name (as regclass prints it) and its columns with their types.
+/// A table's name (as regclass prints it under the pinned search path: schema-qualified, so it
+/// can be put in SQL as it is) and its columns with their types.
 pub struct Columns {
     pub name: String,
     pub columns: Vec<(String, String)>,
@@ -35,7 +36,8 @@ impl Columns {
 /// they exist (42703). `what` names the argument in messages.
 pub fn describe(rel: pg_sys::Oid, what: &str, needed: &[&str]) -> Columns {
     let name = Spi::get_one_with_args::<String>(
-        "SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}')",
         &[rel.into()],
     )
     .ok()
@@ -54,8 +56,8 @@ pub fn describe(rel: pg_sys::Oid, what: &str, needed: &[&str]) -> Columns {
     let columns: Vec<(String, String)> = Spi::connect(|client| {
         client
             .select(
-                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
-                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                "SELECT attname::pg_catalog.text, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
+                 WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped ORDER BY attnum",
                 None,
                 &[rel.into()],
             )

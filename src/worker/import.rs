@@ -41,7 +41,7 @@ fn not_null<T>(v: Option<T>, what: &str) -> T {
 /// A possibly qualified table name, quoted, or an ERROR naming it.
 fn table_name(name: &str) -> String {
     Spi::get_one_with_args::<String>(
-        "SELECT string_agg(pg_catalog.quote_ident(p), '.') FROM unnest(pg_catalog.parse_ident($1)) p",
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.') FROM pg_catalog.unnest(pg_catalog.parse_ident($1)) p",
         &[name.into()],
     )
     .ok()

@@ -10,8 +10,9 @@ use super::MAX_JOBS;
 use super::data::{Columns, describe};
 use super::options::TrainOptions;
 use crate::fmgr::{error, require_privilege, spi_bool};
-use crate::model::registry::{q, with_owner};
+use crate::model::registry::q;
 use crate::pg_function_info_v1;
+use crate::security::{self, as_owner};
 
 /// First key of the session advisory lock a worker holds on its job (`pg_try_advisory_lock(key, job)`):
 /// "SYNT". A job whose lock nobody holds has no worker.
@@ -77,10 +78,12 @@ pub fn worker_alive(job: i64) -> bool {
         &[LOCK_KEY.into(), lock_id(job).into()],
     );
     if free {
-        Spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
-            &[LOCK_KEY.into(), lock_id(job).into()],
-        )
+        security::pinned(|| {
+            Spi::run_with_args(
+                "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
+                &[LOCK_KEY.into(), lock_id(job).into()],
+            )
+        })
         .expect("unlock");
     }
     !free
@@ -109,14 +112,15 @@ pub extern "C-unwind" fn synth_train(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys
     let images = images.unwrap_or_else(|| null("images"));
     let pairs = pairs.unwrap_or_else(|| null("pairs"));
     let options = options.unwrap_or_else(|| null("options"));
-    pg_sys::Datum::from(start(images, pairs, &options.0))
+    // The caller's own queries too mean what they say, whatever the caller's search_path.
+    pg_sys::Datum::from(security::pinned(|| start(images, pairs, &options.0)))
 }
 
 fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> i64 {
     // Safety: the current user id of this backend.
     let role = unsafe { pg_sys::GetUserId() };
     let (can_login, role_name) = Spi::get_two_with_args::<bool, String>(
-        "SELECT rolcanlogin, rolname::text FROM pg_catalog.pg_roles WHERE oid = $1",
+        "SELECT rolcanlogin, rolname::pg_catalog.text FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1",
         &[role.into()],
     )
     .expect("pg_roles");
@@ -139,6 +143,11 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
         )
     });
 
+    // Replacing the active model is for model managers; an ordinary role's job stores its model.
+    if opts.activate {
+        security::require_model_manager("activate the model a training job stores");
+    }
+
     // The caller must be able to read what the worker will read as them.
     let image_cols = describe(images, "images", &[&opts.id_column, &opts.image_column]);
     let pair_cols = describe(
@@ -151,7 +160,7 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
         ],
     );
     check_types(&image_cols, &opts);
-    for (rel, what) in [(images, &image_cols), (pairs, &pair_cols)] {
+    for what in [&image_cols, &pair_cols] {
         let empty = Spi::get_one::<bool>(&format!("SELECT NOT EXISTS (SELECT FROM {})", what.name))
             .expect("emptiness")
             .unwrap_or(true);
@@ -164,11 +173,10 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
                 ),
             );
         }
-        let _ = rel;
     }
     if let Some(base) = opts.base_model {
         let found = Spi::get_one_with_args::<bool>(
-            &q("SELECT EXISTS (SELECT FROM @extschema@.synth_models WHERE id = $1)"),
+            &q("SELECT EXISTS (SELECT FROM @extschema@.synth_models WHERE id OPERATOR(pg_catalog.=) $1)"),
             &[base.into()],
         )
         .expect("synth_models")
@@ -182,7 +190,7 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
     }
 
     let options = serde_json::to_value(&opts).expect("options serialize");
-    let id = with_owner(|| {
+    let id = as_owner(|| {
         // One synth_train at a time per database counts the jobs, so two cannot both take the last place.
         Spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, 0)",
@@ -197,7 +205,7 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
             );
         }
         let unfinished = Spi::get_one::<i64>(&q(
-            "SELECT count(*) FROM @extschema@.synth_train_jobs WHERE state IN ('queued', 'running', 'cancelling')",
+            "SELECT pg_catalog.count(*) FROM @extschema@.synth_train_jobs WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,running,cancelling}')",
         ))
         .expect("count")
         .unwrap_or(0);
@@ -212,7 +220,8 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
         }
         Spi::get_one_with_args::<i64>(
             &q("INSERT INTO @extschema@.synth_train_jobs (owner, images, pairs, options, model_name, total_steps) \
-                VALUES ($1::oid::regrole, $2::oid::regclass, $3::oid::regclass, $4, $5, $6) RETURNING id"),
+                VALUES ($1::pg_catalog.oid::pg_catalog.regrole, $2::pg_catalog.oid::pg_catalog.regclass, \
+                        $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6) RETURNING id"),
             &[
                 role.into(),
                 images.into(),
@@ -226,10 +235,7 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
         .expect("INSERT ... RETURNING returns a row")
     });
     // The worker waits for this transaction: it trains if it commits and leaves if it aborts.
-    let xid = Spi::get_one::<String>("SELECT pg_catalog.pg_current_xact_id()::text")
-        .expect("xid")
-        .and_then(|s| s.parse::<u64>().ok())
-        .expect("a transaction that inserted has an id");
+    let xid = current_xid();
     // Safety: this backend's database.
     let database = unsafe { pg_sys::MyDatabaseId };
     if !launch(WorkerArgs {
@@ -260,7 +266,8 @@ fn check_types(images: &Columns, opts: &TrainOptions) {
 }
 
 /// `synth_cancel(job bigint) RETURNS boolean`: asks the job's worker to stop between two steps
-/// (the job ends cancelled). False when the job has finished already.
+/// (the job ends cancelled), or drops the checkpoint a failed job kept for `synth_resume()`.
+/// False when the job has finished and kept nothing.
 #[pg_extern(volatile, parallel_unsafe)]
 fn synth_cancel(job: Option<i64>) -> bool {
     let job = job.unwrap_or_else(|| {
@@ -269,78 +276,101 @@ fn synth_cancel(job: Option<i64>) -> bool {
             "job must not be null",
         )
     });
-    let row = with_owner(|| {
-        Spi::get_two_with_args::<String, String>(
-            &q("SELECT state, owner::text FROM @extschema@.synth_train_jobs WHERE id = $1"),
+    let row = as_owner(|| {
+        Spi::get_three_with_args::<String, pg_sys::Oid, String>(
+            &q(
+                "SELECT state, owner::pg_catalog.oid, owner::pg_catalog.text \
+                FROM @extschema@.synth_train_jobs WHERE id OPERATOR(pg_catalog.=) $1",
+            ),
             &[job.into()],
         )
     });
-    let (state, owner) = match row {
-        Ok((Some(s), Some(o))) => (s, o),
+    let (state, owner, owner_name) = match row {
+        Ok((Some(s), Some(o), Some(n))) => (s, o, n),
         _ => error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("training job {job} does not exist"),
         ),
     };
     // Asked as the caller: a superuser, or a member of the job's role.
-    // Safety: reads the current user's role flags.
-    let allowed = unsafe { pg_sys::superuser() }
-        || spi_bool(
-            "SELECT pg_catalog.pg_has_role(current_user, $1::regrole, 'MEMBER')",
-            &[owner.as_str().into()],
-        );
+    let allowed = spi_bool(
+        "SELECT pg_catalog.pg_has_role(current_user, $1, 'MEMBER')",
+        &[owner.into()],
+    );
     require_privilege(allowed, || {
-        format!("permission denied to cancel training job {job}: it belongs to role {owner}")
+        format!("permission denied to cancel training job {job}: it belongs to role {owner_name}")
     });
-    if !matches!(state.as_str(), "queued" | "running" | "cancelling") {
-        return false;
-    }
-    with_owner(|| {
+    as_owner(|| {
+        if state == "failed" {
+            // A failed job's checkpoint waits for synth_resume(); cancelling gives it up.
+            return spi_bool(
+                &q(
+                    "WITH d AS (DELETE FROM @extschema@.synth_train_checkpoints \
+                    WHERE job OPERATOR(pg_catalog.=) $1 RETURNING 1) SELECT EXISTS (SELECT FROM d)",
+                ),
+                &[job.into()],
+            );
+        }
+        if !UNFINISHED.contains(&state.as_str()) {
+            return false;
+        }
         if worker_alive(job) {
             Spi::run_with_args(
-                &q("UPDATE @extschema@.synth_train_jobs SET state = 'cancelling', updated_at = now() \
-                    WHERE id = $1 AND state IN ('queued', 'running')"),
+                &q("UPDATE @extschema@.synth_train_jobs SET state = 'cancelling', updated_at = pg_catalog.now() \
+                    WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) ANY ('{queued,running}')"),
                 &[job.into()],
             )
             .expect("cancel");
         } else {
             // No worker runs it (it waits for a resume): it ends here.
             Spi::run_with_args(
-                &q(
-                    "UPDATE @extschema@.synth_train_jobs SET state = 'cancelled', eta = NULL, \
-                    finished_at = now(), updated_at = now() WHERE id = $1",
-                ),
+                &q("UPDATE @extschema@.synth_train_jobs SET state = 'cancelled', eta = NULL, \
+                    finished_at = pg_catalog.now(), updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1"),
                 &[job.into()],
             )
             .expect("cancel");
             Spi::run_with_args(
-                &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
+                &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job OPERATOR(pg_catalog.=) $1"),
                 &[job.into()],
             )
             .expect("cancel");
         }
-    });
-    true
+        true
+    })
 }
+
+/// The states of a job that is not finished.
+pub const UNFINISHED: [&str; 3] = ["queued", "running", "cancelling"];
 
 /// `synth_resume() RETURNS integer`: starts a worker for every unfinished job that has none (after
-/// a crash or restart), from its last checkpoint; the caller's own jobs, or all for a superuser.
-/// The launcher does this in every database when the server starts with the library preloaded.
+/// a crash or restart), from its last checkpoint, and for every failed job that kept a checkpoint
+/// (a transient error: the job continues where it stopped); the caller's own jobs, or all for a
+/// superuser. The launcher does the first part in every database when the server starts with the
+/// library preloaded.
 #[pg_extern(volatile, parallel_unsafe)]
 fn synth_resume() -> i32 {
-    resume_orphans(false)
+    // Safety: reads the current user's role flags.
+    let superuser = unsafe { pg_sys::superuser() };
+    security::pinned(|| resume_orphans(superuser, true))
 }
 
-/// Relaunches unfinished jobs without a worker; `all` ignores who owns them.
-pub fn resume_orphans(all: bool) -> i32 {
-    let jobs: Vec<(i64, pg_sys::Oid, bool)> = with_owner(|| {
+/// Relaunches unfinished jobs without a worker, and with `failed` the failed jobs that kept a
+/// checkpoint; `all` ignores who owns them.
+pub fn resume_orphans(all: bool, failed: bool) -> i32 {
+    let jobs: Vec<(i64, pg_sys::Oid, bool, bool)> = as_owner(|| {
         Spi::connect(|client| {
             client
                 .select(
-                    &q("SELECT id, owner::oid, EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = owner) \
-                        FROM @extschema@.synth_train_jobs WHERE state IN ('queued', 'running', 'cancelling') ORDER BY id"),
+                    &q("SELECT j.id, j.owner::pg_catalog.oid, \
+                               EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) j.owner), \
+                               j.state OPERATOR(pg_catalog.=) 'failed' \
+                        FROM @extschema@.synth_train_jobs j \
+                        WHERE j.state OPERATOR(pg_catalog.=) ANY ('{queued,running,cancelling}') \
+                           OR ($1 AND j.state OPERATOR(pg_catalog.=) 'failed' AND EXISTS \
+                               (SELECT FROM @extschema@.synth_train_checkpoints c WHERE c.job OPERATOR(pg_catalog.=) j.id)) \
+                        ORDER BY j.id"),
                     None,
-                    &[],
+                    &[failed.into()],
                 )
                 .expect("jobs")
                 .map(|r| {
@@ -348,6 +378,7 @@ pub fn resume_orphans(all: bool) -> i32 {
                         r.get::<i64>(1).ok().flatten().unwrap_or(0),
                         r.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::Oid::INVALID),
                         r.get::<bool>(3).ok().flatten().unwrap_or(false),
+                        r.get::<bool>(4).ok().flatten().unwrap_or(false),
                     )
                 })
                 .collect()
@@ -355,31 +386,44 @@ pub fn resume_orphans(all: bool) -> i32 {
     });
     // Safety: this backend's user and database.
     let (me, database) = unsafe { (pg_sys::GetUserId(), pg_sys::MyDatabaseId) };
-    let superuser = all || unsafe { pg_sys::superuser() };
     let mut launched = 0;
-    for (job, owner, owner_exists) in jobs {
-        if !superuser && owner != me {
+    for (job, owner, owner_exists, was_failed) in jobs {
+        if !all && owner != me {
             continue;
         }
-        if with_owner(|| worker_alive(job)) {
+        if as_owner(|| worker_alive(job)) {
             continue;
         }
         if !owner_exists {
-            with_owner(|| {
+            as_owner(|| {
                 Spi::run_with_args(
                     &q("UPDATE @extschema@.synth_train_jobs SET state = 'failed', error = 'the role that started the job no longer exists', \
-                        eta = NULL, finished_at = now(), updated_at = now() WHERE id = $1"),
+                        eta = NULL, finished_at = pg_catalog.now(), updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1"),
                     &[job.into()],
                 )
                 .expect("fail job")
             });
             continue;
         }
+        // A failed job is queued again in this transaction; its worker waits for the commit.
+        let xid = if was_failed {
+            as_owner(|| {
+                Spi::run_with_args(
+                    &q("UPDATE @extschema@.synth_train_jobs SET state = 'queued', finished_at = NULL, \
+                        updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1"),
+                    &[job.into()],
+                )
+                .expect("requeue job")
+            });
+            current_xid()
+        } else {
+            0
+        };
         if launch(WorkerArgs {
             job,
             database,
             role: owner,
-            xid: 0,
+            xid,
         }) {
             launched += 1;
         } else {
@@ -389,4 +433,14 @@ pub fn resume_orphans(all: bool) -> i32 {
         }
     }
     launched
+}
+
+/// The id of the current transaction (it assigns one).
+fn current_xid() -> u64 {
+    security::pinned(|| {
+        Spi::get_one::<String>("SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text")
+    })
+    .expect("xid")
+    .and_then(|s| s.parse::<u64>().ok())
+    .expect("pg_current_xact_id returns a number")
 }

@@ -111,13 +111,16 @@ pub extern "C-unwind" fn synth_resume_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    // It runs as a superuser: the database's search_path default must not reach its SQL.
+    crate::security::pin_session();
     let r = transaction(|| {
         let installed = spi_bool(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'synthsearch')",
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension \
+             WHERE extname OPERATOR(pg_catalog.=) 'synthsearch'::pg_catalog.name)",
             &[],
         );
         if installed {
-            super::jobs::resume_orphans(true)
+            super::jobs::resume_orphans(true, false)
         } else {
             0
         }

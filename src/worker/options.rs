@@ -11,8 +11,11 @@ use synthsearch_model::{EncoderConfig, GeneratorConfig, TrainConfig};
 pub struct TrainOptions {
     /// Registry name of the model the job stores (a new version of it).
     pub name: String,
-    /// Make the new model the active one (it always is when no model is active yet).
+    /// Make the new model the active one (needs a model manager; it always is when no model is
+    /// active yet and a model manager trains it).
     pub activate: bool,
+    /// With `activate`: activate even over another encoder version than the active model's.
+    pub force: bool,
     /// Retrain only the GAN of this registered model, keeping its encoder (and every stored
     /// embedding and index) valid.
     pub base_model: Option<i64>,
@@ -67,6 +70,7 @@ impl TrainOptions {
         TrainOptions {
             name: "default".into(),
             activate: false,
+            force: false,
             base_model: None,
             id_column: "id".into(),
             image_column: "img".into(),
@@ -164,12 +168,20 @@ impl TrainOptions {
         Ok(o)
     }
 
+    /// What storing the job's model does about the active one.
+    pub fn activation(&self) -> crate::model::registry::Activation {
+        crate::model::registry::Activation::of(self.activate, self.force)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.name.is_empty() || self.name.len() > 200 {
             return Err(format!(
                 "option \"name\" must have 1 to 200 bytes, not {:?}",
                 self.name
             ));
+        }
+        if self.force && !self.activate {
+            return Err("option \"force\" only goes with \"activate\": true".into());
         }
         if !(0.0..0.9).contains(&self.val_fraction) {
             return Err(format!(

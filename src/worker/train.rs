@@ -16,7 +16,8 @@ use super::jobs::{LOCK_KEY, WorkerArgs, lock_id};
 use super::options::TrainOptions;
 use super::xact::{nap, panic_message, stop_requested, transaction};
 use crate::fmgr::spi_bool;
-use crate::model::registry::{model_bytes, q, store_model, with_owner};
+use crate::model::registry::{model_bytes, q, store_model};
+use crate::security::{self, as_owner};
 
 /// How long a worker waits for the transaction that created its job to commit.
 const COMMIT_WAIT: Duration = Duration::from_secs(600);
@@ -32,6 +33,8 @@ pub extern "C-unwind" fn synth_train_worker_main(_arg: pg_sys::Datum) {
         return;
     };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(args.database), Some(args.role));
+    // The database's and the role's search_path defaults do not reach the worker's SQL.
+    security::pin_session();
     run(args);
 }
 
@@ -77,18 +80,16 @@ fn run(args: WorkerArgs) {
         Err(message) => {
             pgrx::log!("synthsearch: training job {job} failed: {message}");
             let r = transaction(|| {
-                with_owner(|| {
+                // The last checkpoint stays: after a transient error synth_resume() continues
+                // from it (synth_cancel gives it up).
+                as_owner(|| {
                     Spi::run_with_args(
                         &q("UPDATE @extschema@.synth_train_jobs SET state = 'failed', error = $2, eta = NULL, \
-                            worker_pid = NULL, finished_at = now(), updated_at = now() WHERE id = $1"),
+                            worker_pid = NULL, finished_at = pg_catalog.now(), updated_at = pg_catalog.now() \
+                            WHERE id OPERATOR(pg_catalog.=) $1"),
                         &[job.into(), message.as_str().into()],
                     )
                     .expect("mark failed");
-                    Spi::run_with_args(
-                        &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
-                        &[job.into()],
-                    )
-                    .expect("drop checkpoint");
                 })
             });
             if let Err(e) = r {
@@ -100,73 +101,24 @@ fn run(args: WorkerArgs) {
     }
 }
 
-/// The job row once the transaction that inserted it has committed; None when it rolled back,
-/// the job has ended already, or the wait ran out.
+/// The job row once the transaction that inserted (or requeued) it has ended; None when the job
+/// is gone or finished (that transaction rolled back), or the wait ran out.
 fn wait_for_row(args: WorkerArgs) -> Option<Job> {
     let started = Instant::now();
-    loop {
-        let found = transaction(|| {
-            let row = with_owner(|| {
-                Spi::get_three_with_args::<String, pg_sys::Oid, pg_sys::Oid>(
-                    &q(
-                        "SELECT state, images::oid, pairs::oid FROM @extschema@.synth_train_jobs WHERE id = $1",
-                    ),
-                    &[args.job.into()],
+    while args.xid != 0 {
+        let status = transaction(|| {
+            security::pinned(|| {
+                Spi::get_one_with_args::<String>(
+                    "SELECT pg_catalog.pg_xact_status($1::pg_catalog.text::pg_catalog.xid8)",
+                    &[args.xid.to_string().into()],
                 )
-            });
-            match row {
-                Ok((Some(state), Some(images), Some(pairs))) => {
-                    let options = with_owner(|| {
-                        Spi::get_one_with_args::<JsonB>(
-                            &q("SELECT options FROM @extschema@.synth_train_jobs WHERE id = $1"),
-                            &[args.job.into()],
-                        )
-                    })
-                    .ok()
-                    .flatten()
-                    .map(|j| j.0);
-                    Ok(Some((state, images, pairs, options)))
-                }
-                _ if args.xid == 0 => Err(()),
-                _ => {
-                    let status = Spi::get_one_with_args::<String>(
-                        "SELECT pg_catalog.pg_xact_status($1::text::xid8)",
-                        &[args.xid.to_string().into()],
-                    )
-                    .ok()
-                    .flatten();
-                    match status.as_deref() {
-                        Some("in progress") => Ok(None),
-                        // Committed and yet not there (deleted since), or rolled back: nothing to do.
-                        _ => Err(()),
-                    }
-                }
-            }
+            })
+            .ok()
+            .flatten()
         });
-        match found {
-            Ok(Ok(Some((state, images, pairs, Some(options))))) => {
-                if !matches!(state.as_str(), "queued" | "running" | "cancelling") {
-                    return None;
-                }
-                let options = match serde_json::from_value::<TrainOptions>(options) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        pgrx::warning!(
-                            "synthsearch: training job {} has unreadable options: {e}",
-                            args.job
-                        );
-                        return None;
-                    }
-                };
-                return Some(Job {
-                    state,
-                    images,
-                    pairs,
-                    options,
-                });
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(())) => return None,
+        match status {
+            Ok(Some(s)) if s == "in progress" => {}
+            Ok(_) => break,
             Err(e) => {
                 pgrx::warning!("synthsearch: training job {}: {e}", args.job);
                 return None;
@@ -185,11 +137,56 @@ fn wait_for_row(args: WorkerArgs) -> Option<Job> {
             return None;
         }
     }
+    let found = transaction(|| {
+        as_owner(|| {
+            Spi::get_three_with_args::<String, pg_sys::Oid, pg_sys::Oid>(
+                &q("SELECT state, images::pg_catalog.oid, pairs::pg_catalog.oid \
+                    FROM @extschema@.synth_train_jobs WHERE id OPERATOR(pg_catalog.=) $1"),
+                &[args.job.into()],
+            )
+            .ok()
+            .zip(
+                Spi::get_one_with_args::<JsonB>(
+                    &q("SELECT options FROM @extschema@.synth_train_jobs WHERE id OPERATOR(pg_catalog.=) $1"),
+                    &[args.job.into()],
+                )
+                .ok(),
+            )
+        })
+    });
+    let (state, images, pairs, options) = match found {
+        Ok(Some(((Some(state), Some(images), Some(pairs)), Some(options)))) => {
+            (state, images, pairs, options.0)
+        }
+        Ok(_) => return None,
+        Err(e) => {
+            pgrx::warning!("synthsearch: training job {}: {e}", args.job);
+            return None;
+        }
+    };
+    if !super::jobs::UNFINISHED.contains(&state.as_str()) {
+        return None;
+    }
+    match serde_json::from_value::<TrainOptions>(options) {
+        Ok(options) => Some(Job {
+            state,
+            images,
+            pairs,
+            options,
+        }),
+        Err(e) => {
+            pgrx::warning!(
+                "synthsearch: training job {} has unreadable options: {e}",
+                args.job
+            );
+            None
+        }
+    }
 }
 
 fn set_state(job: i64, sql: &str) -> Result<(), String> {
     transaction(|| {
-        with_owner(|| Spi::run_with_args(&q(sql), &[job.into()]).expect("job update"));
+        as_owner(|| Spi::run_with_args(&q(sql), &[job.into()]).expect("job update"));
     })
 }
 
@@ -197,11 +194,11 @@ fn cancelled(job: i64) -> Result<Outcome, String> {
     set_state(
         job,
         "UPDATE @extschema@.synth_train_jobs SET state = 'cancelled', eta = NULL, worker_pid = NULL, \
-         finished_at = now(), updated_at = now() WHERE id = $1",
+         finished_at = pg_catalog.now(), updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1",
     )?;
     set_state(
         job,
-        "DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1",
+        "DELETE FROM @extschema@.synth_train_checkpoints WHERE job OPERATOR(pg_catalog.=) $1",
     )?;
     Ok(Outcome::Cancelled)
 }
@@ -229,23 +226,25 @@ fn execute(job: i64, row: Job) -> Result<Outcome, String> {
     set_state(
         job,
         "UPDATE @extschema@.synth_train_jobs SET state = 'running', worker_pid = pg_catalog.pg_backend_pid(), \
-         server_started = pg_catalog.pg_postmaster_start_time(), started_at = coalesce(started_at, now()), \
-         attempts = attempts + 1, error = NULL, updated_at = now() WHERE id = $1",
+         server_started = pg_catalog.pg_postmaster_start_time(), started_at = coalesce(started_at, pg_catalog.now()), \
+         attempts = attempts OPERATOR(pg_catalog.+) 1, error = NULL, updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1",
     )?;
     synthsearch_model::set_threads(opts.threads as usize);
     let dev = device(&opts.device)?;
 
     // What to start from: the job's checkpoint, a base model, or fresh weights.
     let (checkpoint, base) = transaction(|| {
-        let checkpoint = with_owner(|| {
+        let checkpoint = as_owner(|| {
             Spi::get_two_with_args::<i64, Vec<u8>>(
-                &q("SELECT step, bytes FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
+                &q("SELECT step, bytes FROM @extschema@.synth_train_checkpoints WHERE job OPERATOR(pg_catalog.=) $1"),
                 &[job.into()],
             )
         })
         .ok()
         .and_then(|(s, b)| Some((s?, b?)));
-        let base = opts.base_model.map(model_bytes);
+        // Anyone may run a stored model, so anyone may start from one; its weights are read as
+        // the owner (the role cannot read synth_model_parts).
+        let base = opts.base_model.map(|id| as_owner(|| model_bytes(id)));
         (checkpoint, base)
     })?;
     let image_size = match (&checkpoint, &base) {
@@ -255,8 +254,11 @@ fn execute(job: i64, row: Job) -> Result<Outcome, String> {
         (None, None) => opts.encoder.image_size as usize,
     };
 
-    // One short transaction, as the calling role: it reads only what that role may read.
-    let raw = transaction(|| data::read(row.images, row.pairs, &opts))?;
+    // One short transaction, as the calling role under a security-restricted operation: it reads
+    // only what that role may read.
+    // Safety: the worker's user id, the job's role it connected as.
+    let role = unsafe { pg_sys::GetUserId() };
+    let raw = transaction(|| security::as_role(role, || data::read(row.images, row.pairs, &opts)))?;
     // The trainer takes its data as an Arc; it stays on this thread.
     #[allow(clippy::arc_with_non_send_sync)]
     let data = Arc::new(data::assemble(
@@ -341,15 +343,23 @@ fn save_checkpoint(job: i64, trainer: &Trainer) -> Result<(), String> {
         .map_err(|e| format!("saving a checkpoint: {e}"))?;
     let step = trainer.steps_done() as i64;
     transaction(|| {
-        with_owner(|| {
+        as_owner(|| {
             Spi::run_with_args(
                 &q("INSERT INTO @extschema@.synth_train_checkpoints (job, step, bytes) VALUES ($1, $2, $3) \
-                    ON CONFLICT (job) DO UPDATE SET step = excluded.step, bytes = excluded.bytes, saved_at = now()"),
+                    ON CONFLICT (job) DO UPDATE SET step = excluded.step, bytes = excluded.bytes, saved_at = pg_catalog.now()"),
                 &[job.into(), step.into(), bytes.as_slice().into()],
             )
             .expect("checkpoint")
         })
     })
+}
+
+/// Saves a checkpoint; one that fails is not a failed job (the previous one stays, and the next
+/// one tries again).
+fn keep_checkpoint(job: i64, trainer: &Trainer) {
+    if let Err(e) = save_checkpoint(job, trainer) {
+        pgrx::warning!("synthsearch: training job {job}: saving a checkpoint failed: {e}");
+    }
 }
 
 /// Steps until done, a cancel, or a shutdown.
@@ -386,11 +396,11 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
             let rate = (step - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             let eta = (total.saturating_sub(step)) as f64 / rate.max(1e-9);
             let state = transaction(|| {
-                with_owner(|| {
+                as_owner(|| {
                     Spi::get_one_with_args::<String>(
                         &q("UPDATE @extschema@.synth_train_jobs SET step = $2, total_steps = $3, epoch = $4, stage = $5, \
-                            losses = $6, rate = $7, eta = make_interval(secs => $8), \
-                            recall = coalesce($9, recall), updated_at = now() WHERE id = $1 RETURNING state"),
+                            losses = $6, rate = $7, eta = pg_catalog.make_interval(secs => $8), \
+                            recall = coalesce($9, recall), updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1 RETURNING state"),
                         &[
                             job.into(),
                             (step as i64).into(),
@@ -400,13 +410,25 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
                             JsonB(last_losses.clone()).into(),
                             rate.into(),
                             eta.min(1e9).into(),
-                            recall.take().map(JsonB).into(),
+                            recall.clone().map(JsonB).into(),
                         ],
                     )
                 })
                 .ok()
                 .flatten()
-            })?;
+            });
+            // A progress write that fails (a lock or statement timeout, a full disk) is not a
+            // failed job: training goes on and the next report tries again.
+            let state = match state {
+                Ok(state) => {
+                    recall = None;
+                    state
+                }
+                Err(e) => {
+                    pgrx::warning!("synthsearch: training job {job}: writing progress failed: {e}");
+                    None
+                }
+            };
             last_report = Instant::now();
             if state.as_deref() == Some("cancelling") {
                 return cancelled(job);
@@ -416,7 +438,7 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         }
         if stopping {
             if !done {
-                save_checkpoint(job, trainer)?;
+                keep_checkpoint(job, trainer);
             }
             return Ok(Outcome::Stopped);
         }
@@ -447,7 +469,7 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         }
         let step = report.step;
         if step.is_multiple_of(opts.checkpoint_every) && step < total {
-            save_checkpoint(job, trainer)?;
+            keep_checkpoint(job, trainer);
         }
         if opts.eval_every > 0 && step.is_multiple_of(opts.eval_every) && step < total {
             recall = eval(trainer, opts)?;
@@ -470,21 +492,41 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         "recall": recall,
         "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     });
-    transaction(|| {
-        let id = store_model(&opts.name, &bytes, &metrics, Some(job), opts.activate);
-        with_owner(|| {
+    let stored = transaction(|| {
+        let stored = store_model(&opts.name, &bytes, &metrics, Some(job), opts.activation());
+        as_owner(|| {
             Spi::run_with_args(
-                &q("UPDATE @extschema@.synth_train_jobs SET state = 'succeeded', model = $2, recall = $3, \
-                    stage = 'done', eta = NULL, worker_pid = NULL, finished_at = now(), updated_at = now() WHERE id = $1"),
-                &[job.into(), id.into(), recall.clone().map(JsonB).into()],
+                &q("UPDATE @extschema@.synth_train_jobs SET state = 'succeeded', model = $2, recall = $3, note = $4, \
+                    stage = 'done', eta = NULL, worker_pid = NULL, finished_at = pg_catalog.now(), updated_at = pg_catalog.now() \
+                    WHERE id OPERATOR(pg_catalog.=) $1"),
+                &[
+                    job.into(),
+                    stored.id.into(),
+                    recall.clone().map(JsonB).into(),
+                    stored.note.clone().into(),
+                ],
             )
             .expect("job succeeded");
             Spi::run_with_args(
-                &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job = $1"),
+                &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job OPERATOR(pg_catalog.=) $1"),
                 &[job.into()],
             )
             .expect("drop checkpoint");
         });
-    })?;
+        stored
+    });
+    match stored {
+        Ok(stored) => {
+            if let Some(note) = stored.note {
+                pgrx::log!("synthsearch: training job {job}: {note}");
+            }
+        }
+        Err(e) => {
+            // The trained model must not be lost with the failure: a checkpoint of the finished
+            // run lets synth_resume() go straight to storing it.
+            keep_checkpoint(job, trainer);
+            return Err(format!("storing the model failed: {e}"));
+        }
+    }
     Ok(Outcome::Succeeded)
 }
