@@ -105,7 +105,12 @@ fn run(args: WorkerArgs) {
 /// is gone or finished (that transaction rolled back), or the wait ran out.
 fn wait_for_row(args: WorkerArgs) -> Option<Job> {
     let started = Instant::now();
-    while args.xid != 0 {
+    // A job made by a transaction (synth_train, or synth_resume requeuing a failed job) waits
+    // for it to end.
+    loop {
+        if args.xid == 0 {
+            break;
+        }
         let status = transaction(|| {
             security::pinned(|| {
                 Spi::get_one_with_args::<String>(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A training job survives server restarts: after a fast restart (the worker saves a checkpoint on
 # SIGTERM) and after a crash (immediate stop: the last periodic checkpoint), the launcher resumes
-# it and the step count continues instead of starting from 0. Needs the library preloaded
+# it and the step count continues instead of starting from 0; a trap in the database's search_path
+# never runs with the launcher's or the workers' rights. Needs the library preloaded
 # (scripts/test.sh starts the cluster with shared_preload_libraries = 'synthsearch').
 source "$(dirname "$0")/lib.bash"
 q() { psql -d worker_resume -tA -c "$1"; }
@@ -34,6 +35,36 @@ SELECT current_setting('data_directory') || '/synth_resume_catalog' AS dir \gset
 SELECT * FROM synth_generate_catalog(:'dir', 120, 11, 32);
 SELECT * FROM synth_import_fashioniq(:'dir', 'images', 'pairs');
 SQL
+# A trap in the database's default search_path, set by an ordinary role's schema: the launcher's
+# resume workers (which connect as a superuser) and the training workers connect with that path,
+# and none of its operators may ever run as anyone but that role. This script's own sessions
+# keep a safe path.
+psql -d worker_resume <<'SQL'
+CREATE ROLE resume_attacker LOGIN;
+CREATE SCHEMA trap AUTHORIZATION resume_attacker;
+SET ROLE resume_attacker;
+CREATE TABLE trap.ran (who name);
+GRANT USAGE ON SCHEMA trap TO PUBLIC;
+GRANT INSERT ON trap.ran TO PUBLIC;
+DO $do$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['bigint', 'integer', 'text', 'name', 'oid', 'boolean'] LOOP
+        EXECUTE format($f$CREATE FUNCTION trap.eq(a %1$s, b %1$s) RETURNS boolean LANGUAGE plpgsql
+            SET search_path = pg_catalog AS $b$ BEGIN INSERT INTO trap.ran VALUES (current_user);
+            RETURN a = b; END $b$$f$, t);
+        EXECUTE format('CREATE OPERATOR trap.= (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = trap.eq)', t);
+    END LOOP;
+END $do$;
+RESET ROLE;
+ALTER DATABASE worker_resume SET search_path = trap, pg_catalog, public;
+SQL
+export PGOPTIONS="-c search_path=pg_catalog,public"
+on_exit_do+=("psql -d postgres -c 'DROP DATABASE IF EXISTS worker_resume WITH (FORCE)' -c 'DROP ROLE IF EXISTS resume_attacker'")
+# the trap works: the role's own session with the database's path falls into it
+PGOPTIONS= psql -d worker_resume -U resume_attacker -tA -c "SELECT 1 WHERE 'a'::text = 'a'" >/dev/null
+[ "$(q "SELECT count(*) FROM trap.ran")" -gt 0 ] || fail "the trap in the database's search_path did not fire"
+
 job=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
     \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
     \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 25, \"name\": \"resumed\"}')")
@@ -103,4 +134,6 @@ kill -9 "$(q "SELECT worker_pid FROM synth_jobs WHERE job = $job3")"
 wait_for "SELECT state = 'succeeded' AND attempts = 2 FROM synth_jobs WHERE job = $job3" 180 \
     || fail "job $job3 did not resume after its worker crashed"
 
-psql -d postgres -c "DROP DATABASE worker_resume WITH (FORCE)"
+# 6. After every restart, resume and training above, the trap never ran as anyone else.
+[ "$(q "SELECT count(*) FROM trap.ran WHERE who <> 'resume_attacker'")" = 0 ] \
+    || fail "code in the database's search_path ran as: $(q "SELECT string_agg(DISTINCT who, ', ') FROM trap.ran WHERE who <> 'resume_attacker'")"
