@@ -1,0 +1,38 @@
+-- synthsearch 0.1.0 -> 0.2.0: ALTER EXTENSION synthsearch UPDATE runs this in a database that has
+-- 0.1.0 (sql/synthsearch--0.1.0.sql, frozen as released); afterwards its catalog must equal a fresh
+-- CREATE EXTENSION synthsearch of 0.2.0 (the script cargo pgrx generates from src/ and
+-- sql/embedding.sql, index.sql, model.sql, worker.sql). tests/system/upgrade_catalog.sh (in
+-- `make test`) checks exactly that, object by object, and prints the difference when it fails.
+--
+-- How to add to it. Every SQL change made for 0.2.0 (in sql/*.sql or in a #[pg_extern]) needs its
+-- step here, at the end, in the order made:
+--   - a new function, type, operator, operator class, cast, table, view: the same CREATE statement
+--     as in the install script (copy it from `cargo pgrx schema` output for #[pg_extern] functions:
+--     the C symbol is '<name>_wrapper'; write MODULE_PATHNAME as in sql/*.sql, PostgreSQL
+--     substitutes it here too);
+--   - a changed signature (a new parameter, even with a DEFAULT): DROP FUNCTION the old signature,
+--     then CREATE the new one (CREATE OR REPLACE cannot change arguments), then repeat the GRANTs
+--     and REVOKEs the install script makes on it;
+--   - changed volatility, strictness, parallel safety, cost, SET options of one overload:
+--     ALTER FUNCTION name(argtypes) IMMUTABLE|STABLE|VOLATILE ...;
+--   - changed privileges (REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC, GRANT ... TO role): the same
+--     statements; run inside an extension script they also set pg_init_privs, as the install does;
+--   - a new role (roles are cluster-wide and may exist already from another database):
+--       DO $$ BEGIN
+--           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'synthsearch_admin') THEN
+--               CREATE ROLE synthsearch_admin NOLOGIN;
+--           END IF;
+--       END $$;
+--     and in the install script the same guarded form;
+--   - a new column: ALTER TABLE ... ADD COLUMN at the end of the table (the check compares column
+--     order, so the install script must list it last too); a new config table: also
+--     SELECT pg_catalog.pg_extension_config_dump(...);
+--   - a dropped object: DROP it (ALTER EXTENSION ... DROP first if it must outlive the extension).
+-- Data in the extension's own tables (synth_models, synth_train_jobs) may need an UPDATE too; the
+-- upgrade test (tests/system/upgrade.sh) fills a 0.1.0 database and checks every answer after the
+-- update.
+--
+-- On-disk formats: 0.2.0 reads everything 0.1.0 wrote (embeddings, synthquery values, synthivf
+-- index pages, model checkpoints); nothing here needs a REINDEX or a rewrite.
+
+-- 0.2.0 changes no SQL object: the steps start below this line.
