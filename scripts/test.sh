@@ -81,8 +81,9 @@ pgrx_tests() {
     chown postgres: "$STATE/pgrx-test-data"
     # `cargo pgrx test` installs its test build with `cargo pgrx install`, which rewrites
     # synthsearch.so in place: a running server with the library mapped (a demo cluster) would crash,
-    # and would then load the test build. So, where this user may (root with CAP_SYS_ADMIN), it runs
-    # in a private mount namespace in which the library and extension folders are private copies.
+    # and would then load the test build. So, where this user may (root with CAP_SYS_ADMIN, not in a
+    # chroot), it runs in a private mount namespace in which the library and extension folders are
+    # private copies; the regress stage installs this checkout's build properly afterwards.
     local lib ext priv=$STATE/pgrx-test-tree
     lib=$("$PG_CONFIG" --pkglibdir) ext=$("$PG_CONFIG" --sharedir)/extension
     if [ "$(id -u)" -eq 0 ] && unshare --mount --propagation private true 2>/dev/null; then
@@ -96,7 +97,13 @@ pgrx_tests() {
             exec "$@"' _ "$priv/lib" "$lib" "$priv/extension" "$ext" \
             cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$STATE/pgrx-test-data"
     else
-        echo "note: no private mount namespace here; cargo pgrx test installs into $lib in place"
+        # No private mount namespace (a chroot, a container): detach the installed library from
+        # the servers that have it mapped first (a copy renamed over it: they keep the old file),
+        # so the in-place rewrite only reaches a file that no running server has loaded before.
+        echo "note: no private mount namespace here; cargo pgrx test installs into $lib"
+        if [ -f "$lib/synthsearch.so" ]; then
+            cp -p "$lib/synthsearch.so" "$lib/.synthsearch.so.detach.$$" && mv -f "$lib/.synthsearch.so.detach.$$" "$lib/synthsearch.so"
+        fi
         cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$STATE/pgrx-test-data"
     fi
 }
