@@ -29,7 +29,7 @@ current=$(psql -d postgres -tA -c "SELECT default_version FROM pg_available_exte
 preloaded=$(psql -d postgres -tA -c "SHOW shared_preload_libraries")
 
 psql -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-psql -d $db <<SQL
+psql -d $db >/dev/null <<SQL
 CREATE EXTENSION synthsearch VERSION '$old';
 SELECT current_setting('data_directory') || '/synth_upgrade_catalog' AS dir \gset
 SELECT * FROM synth_generate_catalog(:'dir', 80, 5, 16);
@@ -49,7 +49,7 @@ CREATE INDEX products_l2 ON products USING synthivf (emb) WITH (lists = 4);
 CREATE INDEX products_cos ON products USING synthivf (emb embedding_cosine_ops) WITH (lists = 4);
 CREATE INDEX products_ip ON products USING synthivf (emb embedding_ip_ops) WITH (lists = 4);
 CREATE INDEX products_synth ON products USING synthivf (emb embedding_synth_ops) WITH (lists = 4);
-CREATE INDEX products_encode ON products USING synthivf (synth_encode(img)) WITH (lists = 4);
+CREATE INDEX products_encode ON products USING synthivf (synth_encode(img) embedding_synth_ops) WITH (lists = 4);
 CREATE INDEX products_small ON products (small);
 SQL
 
