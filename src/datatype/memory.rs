@@ -37,7 +37,9 @@ pub unsafe fn datum_values<'a>(datum: pg_sys::Datum) -> &'a [f32] {
         let ptr = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *const u8;
         let size = pgrx::varlena::varsize_4b(ptr as *const pg_sys::varlena);
         if size < HEADER_SIZE {
-            corrupt(format!("embedding of {size} bytes, shorter than its header"));
+            corrupt(format!(
+                "embedding of {size} bytes, shorter than its header"
+            ));
         }
         let dims = std::ptr::read_unaligned(ptr.add(4) as *const u16) as usize;
         let version = std::ptr::read_unaligned(ptr.add(6) as *const u16);
@@ -45,7 +47,9 @@ pub unsafe fn datum_values<'a>(datum: pg_sys::Datum) -> &'a [f32] {
             unsupported_format("embedding", version.into(), FORMAT_VERSION.into());
         }
         if size != HEADER_SIZE + 4 * dims || dims == 0 {
-            corrupt(format!("embedding of {size} bytes claims {dims} dimensions"));
+            corrupt(format!(
+                "embedding of {size} bytes claims {dims} dimensions"
+            ));
         }
         std::slice::from_raw_parts(ptr.add(HEADER_SIZE) as *const f32, dims)
     }

@@ -46,7 +46,7 @@ pub fn model(model: Option<&str>) -> (ModelRow, Rc<Model>) {
                 "model {} ({} version {}) cannot be loaded: {e}",
                 row.id, row.name, row.version
             ),
-        )
+        ),
     });
     let loaded = Rc::new(loaded);
     CACHE.with_borrow_mut(|c| {

@@ -76,9 +76,8 @@ impl SynthQuery {
         if bytes.len() > 4 && bytes[4] != FORMAT {
             unsupported_format("synthquery", bytes[4].into(), FORMAT.into());
         }
-        Self::from_bytes(bytes).unwrap_or_else(|| {
-            corrupt(format!("malformed synthquery of {} bytes", bytes.len()))
-        })
+        Self::from_bytes(bytes)
+            .unwrap_or_else(|| corrupt(format!("malformed synthquery of {} bytes", bytes.len())))
     }
 
     fn from_bytes(b: &[u8]) -> Option<SynthQuery> {

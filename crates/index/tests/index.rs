@@ -399,7 +399,11 @@ fn page_format_is_versioned() {
         let p = rel.read(0);
         assert_eq!(&p[0..4], &0x5359_4958u32.to_le_bytes());
         assert_eq!(&p[4..6], &1u16.to_le_bytes());
-        assert_eq!(page::VERSION, 1, "a new page layout needs a new version and a REINDEX note");
+        assert_eq!(
+            page::VERSION,
+            1,
+            "a new page layout needs a new version and a REINDEX note"
+        );
     }
     {
         let mut p = rel.write(0);
