@@ -8,6 +8,9 @@ VENV ?= /opt/synthsearch/venv
 STATE := $(CURDIR)/.synth
 DEMO_DIR := $(STATE)/demo
 DEMO_PORT ?= 25329
+# The port the demo cluster listens on: DEMO_PORT, or the next free one if that was taken when the
+# cluster was made (scripts/cluster.sh).
+demo_port = $$(bash scripts/cluster.sh port $(DEMO_DIR) $(DEMO_PORT))
 
 # tch finds libtorch through the Python environment's torch.
 export LIBTORCH_USE_PYTORCH := 1
@@ -28,20 +31,21 @@ setup:
 test: setup
 	@bash scripts/test.sh
 
+# Never `cargo pgrx install`: it rewrites synthsearch.so in place under running servers.
 install: setup
-	cargo pgrx install --release --pg-config $(PG_CONFIG)
+	@bash scripts/install.sh
 
 demo: install
 	@bash scripts/cluster.sh start $(DEMO_DIR) $(DEMO_PORT) "shared_preload_libraries = 'synthsearch'"
 	@psql -X -q "$$($(MAKE) -s dsn dbname=postgres)" -c "SELECT 1 FROM pg_database WHERE datname = 'synthsearch'" -tA | grep -q 1 \
-		|| createdb -h localhost -p $(DEMO_PORT) -U postgres synthsearch
-	@DEMO_PORT=$(DEMO_PORT) DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh
+		|| createdb -h localhost -p $(demo_port) -U postgres synthsearch
+	@DEMO_PORT=$(demo_port) DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh
 	@echo
 	@echo "The demo cluster is running: psql \"\$$(make -s dsn)\"; make stop stops it."
 
 dbname ?= synthsearch
 dsn:
-	@echo "host=localhost port=$(DEMO_PORT) user=postgres dbname=$(dbname)"
+	@echo "host=localhost port=$(demo_port) user=postgres dbname=$(dbname)"
 
 stop:
 	@bash scripts/cluster.sh stop $(DEMO_DIR)

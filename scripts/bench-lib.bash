@@ -1,7 +1,7 @@
 # Sourced by the benchmark scripts. Sets PG_BIN, ROOT (the repository, also the working folder)
 # and work (a temporary folder), and defines bench_cluster DIR PORT [CONF...]: starts that cluster
-# with scripts/cluster.sh (CONF lines go to postgresql.conf on its first start), sets the array psql
-# to a client for it, and on exit stops it and removes $work.
+# with scripts/cluster.sh (CONF lines go to postgresql.conf on its first start), sets BENCH_PORT to
+# the port it listens on and the array psql to a client for it, and on exit stops it and removes $work.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -14,6 +14,9 @@ bench_cluster() {
     local dir=$1 port=$2
     shift 2
     bash "$ROOT/scripts/cluster.sh" start "$dir" "$port" "$@"
+    # the next free port if that one was taken when the cluster was made
+    port=$(bash "$ROOT/scripts/cluster.sh" port "$dir")
+    BENCH_PORT=$port
     # shellcheck disable=SC2064 # expand dir and work now
     trap "rm -rf '$work'; bash '$ROOT/scripts/cluster.sh' stop '$dir'" EXIT
     psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$port" -U postgres)

@@ -3,6 +3,11 @@
 #   cluster.sh start DIR PORT [CONF...]   initdb if needed, then start; CONF lines go to postgresql.conf
 #   cluster.sh stop DIR [MODE]            stop (mode: fast, immediate)
 #   cluster.sh status DIR
+#   cluster.sh port DIR [DEFAULT]         the port DIR's cluster listens on (DEFAULT before its initdb)
+# A cluster never takes another's place: DIR is its own, and when PORT is already taken on this
+# machine (another checkout's cluster, another engineer's) a new cluster takes the next free port
+# (and says so); `port` tells it, and callers (the Makefile, scripts/test.sh) ask it. An existing
+# cluster keeps the port it was made with, and fails to start if something else holds it.
 set -euo pipefail
 PG_MAJOR=${PG_MAJOR:-15}
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
@@ -12,6 +17,11 @@ as_pg() {
     if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@"; fi
 }
 
+# True when something accepts connections on localhost:$1.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+conf_port() { sed -n 's/^port = \([0-9]*\).*/\1/p' "$1/data/postgresql.conf" 2>/dev/null | tail -n 1; }
+
 case "$cmd" in
 start)
     port=$3; shift 3
@@ -19,6 +29,9 @@ start)
     dir=$(cd "$dir" && pwd)
     chown postgres: "$dir" 2>/dev/null || true
     if [ ! -f "$dir/data/PG_VERSION" ]; then
+        want=$port
+        while port_busy "$port"; do port=$((port + 1)); done
+        [ "$port" = "$want" ] || echo "cluster.sh: port $want is taken on this machine; $dir uses port $port" >&2
         as_pg "$PG_BIN/initdb" -D "$dir/data" --auth=trust --username=postgres --encoding=UTF8 --no-locale >"$dir/initdb.log"
         {
             echo "port = $port"
@@ -28,6 +41,10 @@ start)
         } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
     fi
     if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        if port_busy "$(conf_port "$dir")"; then
+            echo "cluster.sh: port $(conf_port "$dir") of $dir is taken by another server; not starting" >&2
+            exit 1
+        fi
         as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
     fi
     ;;
@@ -37,11 +54,15 @@ stop)
         as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null || true
     fi
     ;;
+port)
+    p=$(conf_port "$dir")
+    echo "${p:-${3:?no cluster in $dir and no default port}}"
+    ;;
 status)
     as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status
     ;;
 *)
-    echo "usage: $0 start|stop|status DIR [PORT]" >&2
+    echo "usage: $0 start|stop|status|port DIR [PORT]" >&2
     exit 2
     ;;
 esac

@@ -3,6 +3,8 @@
 \pset footer off
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS synthsearch;
+-- a demo database made by an earlier release is brought to the installed one
+ALTER EXTENSION synthsearch UPDATE;
 SELECT libtorch_version, device, threads FROM synth_torch_info();
 
 -- The catalog is written by the server, next to its data directory, and imported once.

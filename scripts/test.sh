@@ -38,11 +38,14 @@ stage() {
 }
 
 regress() {
-    cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null || return 1
+    # Never `cargo pgrx install` (in place): a demo cluster may be running on this library.
+    bash scripts/install.sh --debug >/dev/null || return 1
     bash scripts/cluster.sh stop "$REGRESS_DIR" immediate
     rm -rf "$REGRESS_DIR"
     # Preloaded, so the launcher resumes training jobs after a restart (tests/system/worker_resume.sh).
     bash scripts/cluster.sh start "$REGRESS_DIR" "$REGRESS_PORT" "shared_preload_libraries = 'synthsearch'" || return 1
+    # The next free port if REGRESS_PORT was taken (another checkout's cluster): the system tests use it too.
+    REGRESS_PORT=$(bash scripts/cluster.sh port "$REGRESS_DIR")
     local tests status
     tests=$(sed -e 's/#.*//' -e '/^$/d' sql-tests/schedule)
     rm -rf "$STATE/regress-out" && mkdir -p "$STATE/regress-out"
@@ -58,6 +61,7 @@ regress() {
 
 system_tests() {
     local t rc=0
+    REGRESS_PORT=$(bash scripts/cluster.sh port "$REGRESS_DIR" "$REGRESS_PORT")
     for t in tests/system/*.sh; do
         if REGRESS_PORT=$REGRESS_PORT REGRESS_DIR=$REGRESS_DIR bash "$t"; then
             echo "ok - $(basename "$t")"
@@ -75,7 +79,33 @@ pgrx_tests() {
     rm -rf "$STATE/pgrx-test-data"
     mkdir -p "$STATE/pgrx-test-data"
     chown postgres: "$STATE/pgrx-test-data"
-    cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$STATE/pgrx-test-data"
+    # `cargo pgrx test` installs its test build with `cargo pgrx install`, which rewrites
+    # synthsearch.so in place: a running server with the library mapped (a demo cluster) would crash,
+    # and would then load the test build. So, where this user may (root with CAP_SYS_ADMIN, not in a
+    # chroot), it runs in a private mount namespace in which the library and extension folders are
+    # private copies; the regress stage installs this checkout's build properly afterwards.
+    local lib ext priv=$STATE/pgrx-test-tree
+    lib=$("$PG_CONFIG" --pkglibdir) ext=$("$PG_CONFIG" --sharedir)/extension
+    if [ "$(id -u)" -eq 0 ] && unshare --mount --propagation private true 2>/dev/null; then
+        rm -rf "$priv" && mkdir -p "$priv/lib" "$priv/extension"
+        cp -a "$lib/." "$priv/lib/" && cp -a "$ext/." "$priv/extension/" || return 1
+        chmod -R a+rX "$priv"
+        unshare --mount --propagation private -- bash -c '
+            set -e
+            mount --bind "$1" "$2" && mount --bind "$3" "$4"
+            shift 4
+            exec "$@"' _ "$priv/lib" "$lib" "$priv/extension" "$ext" \
+            cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$STATE/pgrx-test-data"
+    else
+        # No private mount namespace (a chroot, a container): detach the installed library from
+        # the servers that have it mapped first (a copy renamed over it: they keep the old file),
+        # so the in-place rewrite only reaches a file that no running server has loaded before.
+        echo "note: no private mount namespace here; cargo pgrx test installs into $lib"
+        if [ -f "$lib/synthsearch.so" ]; then
+            cp -p "$lib/synthsearch.so" "$lib/.synthsearch.so.detach.$$" && mv -f "$lib/.synthsearch.so.detach.$$" "$lib/synthsearch.so"
+        fi
+        cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$STATE/pgrx-test-data"
+    fi
 }
 
 stage "rustfmt" cargo fmt --all --check

@@ -12,6 +12,8 @@
 use pgrx::pg_sys;
 use std::ops::{Deref, DerefMut};
 use synthsearch_index::Relation;
+use synthsearch_index::meta::META_BLOCK;
+use synthsearch_index::page;
 use synthsearch_index::relation::{BLCKSZ, PAGE_AREA};
 
 /// Size of PostgreSQL's page header; the core's area starts here.
@@ -197,6 +199,30 @@ impl Drop for PgWrite {
     }
 }
 
+impl PgRelation {
+    /// Every scan, insert, vacuum and check reads the meta page first: an index whose pages have
+    /// another layout version than this build's (built by a newer release) is refused here with
+    /// 0A000 and a hint to REINDEX, before any other page is interpreted. A page without the magic
+    /// is left to the core, which reports it as corruption.
+    fn check_format(&self, page: &[u8]) {
+        let h = page::header(page);
+        if h.magic == page::MAGIC && h.version != page::VERSION {
+            let name = self.name();
+            pgrx::ereport!(
+                ERROR,
+                pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "index \"{name}\" has synthivf page format version {}; synthsearch {} reads version {}",
+                    h.version,
+                    env!("CARGO_PKG_VERSION"),
+                    page::VERSION
+                ),
+                format!("REINDEX INDEX \"{name}\" rebuilds it in this release's format.")
+            );
+        }
+    }
+}
+
 impl Relation for PgRelation {
     type ReadGuard<'a> = PgRead;
     type WriteGuard<'a> = PgWrite;
@@ -205,12 +231,20 @@ impl Relation for PgRelation {
         let buf = self.read_buffer(blkno, pg_sys::BUFFER_LOCK_SHARE);
         // Safety: pinned and locked.
         let page = unsafe { pg_sys::BufferGetPage(buf) } as *const u8;
-        PgRead { buf, page }
+        let guard = PgRead { buf, page };
+        if blkno == META_BLOCK {
+            self.check_format(&guard);
+        }
+        guard
     }
 
     fn write(&self, blkno: u32) -> PgWrite {
         let buf = self.read_buffer(blkno, pg_sys::BUFFER_LOCK_EXCLUSIVE);
-        self.start_write(buf, 0)
+        let guard = self.start_write(buf, 0);
+        if blkno == META_BLOCK {
+            self.check_format(&guard);
+        }
+        guard
     }
 
     fn extend(&self) -> (u32, PgWrite) {

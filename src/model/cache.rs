@@ -37,14 +37,17 @@ pub fn model(model: Option<&str>) -> (ModelRow, Rc<Model>) {
     }
     // Weights are read as the extension's owner: anyone may run the active model.
     let bytes = as_owner(|| model_bytes(row.id));
-    let loaded = Model::from_bytes(&bytes, device).unwrap_or_else(|e| {
-        error(
+    let loaded = Model::from_bytes(&bytes, device).unwrap_or_else(|e| match e {
+        synthsearch_model::ModelError::UnsupportedFormat { found, supported } => {
+            crate::datatype::memory::unsupported_format("model checkpoint", found, supported)
+        }
+        e => error(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             format!(
                 "model {} ({} version {}) cannot be loaded: {e}",
                 row.id, row.name, row.version
             ),
-        )
+        ),
     });
     let loaded = Rc::new(loaded);
     CACHE.with_borrow_mut(|c| {

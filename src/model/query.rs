@@ -6,7 +6,7 @@
 //! GAN, so pg_dump, prepared statements and planners that ship constants as text carry the
 //! synthesized embedding and only the first reader needs the generator.
 
-use crate::datatype::memory::{arg_values, check_same_dims};
+use crate::datatype::memory::{arg_values, check_same_dims, corrupt, unsupported_format};
 use crate::fmgr::{arg, arg_cstr, cstring, error, float8};
 use crate::pg_function_info_v1;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// What introduces the self-contained text form.
 pub const TEXT_PREFIX: &str = "synthquery:";
+/// The on-disk layout's version, byte 4 of every value (1 since 0.1.0). A value of another version
+/// (from a newer release) is refused with 0A000; a malformed one is XX001.
 const FORMAT: u8 = 1;
 const HEADER: usize = 24;
 
@@ -71,12 +73,11 @@ impl SynthQuery {
             let size = pgrx::varlena::varsize_4b(p as *const pg_sys::varlena);
             std::slice::from_raw_parts(p, size)
         };
-        Self::from_bytes(bytes).unwrap_or_else(|| {
-            panic!(
-                "data corruption: malformed synthquery of {} bytes",
-                bytes.len()
-            )
-        })
+        if bytes.len() > 4 && bytes[4] != FORMAT {
+            unsupported_format("synthquery", bytes[4].into(), FORMAT.into());
+        }
+        Self::from_bytes(bytes)
+            .unwrap_or_else(|| corrupt(format!("malformed synthquery of {} bytes", bytes.len())))
     }
 
     fn from_bytes(b: &[u8]) -> Option<SynthQuery> {
@@ -261,9 +262,16 @@ unsafe fn query_embedding<'a>(datum: pg_sys::Datum) -> &'a [f32] {
     unsafe {
         let p = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *const u8;
         let size = pgrx::varlena::varsize_4b(p as *const pg_sys::varlena);
-        let d = std::ptr::read_unaligned(p.add(6) as *const u16) as usize;
-        if size < HEADER + 4 * d || *p.add(4) != FORMAT {
-            panic!("data corruption: malformed synthquery of {size} bytes");
+        if size > 4 && *p.add(4) != FORMAT {
+            unsupported_format("synthquery", (*p.add(4)).into(), FORMAT.into());
+        }
+        let d = if size >= HEADER {
+            std::ptr::read_unaligned(p.add(6) as *const u16) as usize
+        } else {
+            0
+        };
+        if size < HEADER + 4 * d || d == 0 {
+            corrupt(format!("malformed synthquery of {size} bytes"));
         }
         std::slice::from_raw_parts(p.add(HEADER) as *const f32, d)
     }

@@ -181,11 +181,14 @@ pub fn store_model(
     activation: Activation,
 ) -> Stored {
     let device = tch::Device::Cpu;
-    let model = synthsearch_model::Model::from_bytes(bytes, device).unwrap_or_else(|e| {
-        error(
+    let model = synthsearch_model::Model::from_bytes(bytes, device).unwrap_or_else(|e| match e {
+        synthsearch_model::ModelError::UnsupportedFormat { found, supported } => {
+            crate::datatype::memory::unsupported_format("model checkpoint", found, supported)
+        }
+        e => error(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
             format!("invalid model: {e}"),
-        )
+        ),
     });
     store_loaded(name, &model, bytes, metrics, job, activation)
 }

@@ -389,3 +389,27 @@ fn encoder_version_is_remembered() {
     );
     check(&rel, None).unwrap();
 }
+
+/// The page layout is versioned: the header of every page is magic, then version 1 (the layout of
+/// every release so far), and a meta page of another version is refused by name, not misread.
+#[test]
+fn page_format_is_versioned() {
+    let rel = build_index(&rows(100, 13), Metric::L2, 2);
+    {
+        let p = rel.read(0);
+        assert_eq!(&p[0..4], &0x5359_4958u32.to_le_bytes());
+        assert_eq!(&p[4..6], &1u16.to_le_bytes());
+        assert_eq!(
+            page::VERSION,
+            1,
+            "a new page layout needs a new version and a REINDEX note"
+        );
+    }
+    {
+        let mut p = rel.write(0);
+        p[4..6].copy_from_slice(&2u16.to_le_bytes());
+    }
+    let err = synthsearch_index::Meta::parse(&rel.read(0)).unwrap_err();
+    assert!(err.contains("index version 2 is not supported"), "{err}");
+    assert!(check(&rel, None).is_err());
+}
