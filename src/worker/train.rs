@@ -501,17 +501,28 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         let stored = store_model(&opts.name, &bytes, &metrics, Some(job), opts.activation());
         as_owner(|| {
             Spi::run_with_args(
-                &q("UPDATE @extschema@.synth_train_jobs SET state = 'succeeded', model = $2, recall = $3, note = $4, \
+                &q("UPDATE @extschema@.synth_train_jobs SET state = 'succeeded', model = $2, recall = $3, \
                     stage = 'done', eta = NULL, worker_pid = NULL, finished_at = pg_catalog.now(), updated_at = pg_catalog.now() \
                     WHERE id OPERATOR(pg_catalog.=) $1"),
-                &[
-                    job.into(),
-                    stored.id.into(),
-                    recall.clone().map(JsonB).into(),
-                    stored.note.clone().into(),
-                ],
+                &[job.into(), stored.id.into(), recall.clone().map(JsonB).into()],
             )
             .expect("job succeeded");
+            // The note column came with 0.2.0: a job that ends under this library before
+            // ALTER EXTENSION synthsearch UPDATE has ran keeps its note in the server log only.
+            if stored.note.is_some()
+                && spi_bool(
+                    &q("SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute \
+                        WHERE attrelid OPERATOR(pg_catalog.=) '@extschema@.synth_train_jobs'::pg_catalog.regclass \
+                          AND attname OPERATOR(pg_catalog.=) 'note'::pg_catalog.name AND NOT attisdropped)"),
+                    &[],
+                )
+            {
+                Spi::run_with_args(
+                    &q("UPDATE @extschema@.synth_train_jobs SET note = $2 WHERE id OPERATOR(pg_catalog.=) $1"),
+                    &[job.into(), stored.note.clone().into()],
+                )
+                .expect("job note");
+            }
             Spi::run_with_args(
                 &q("DELETE FROM @extschema@.synth_train_checkpoints WHERE job OPERATOR(pg_catalog.=) $1"),
                 &[job.into()],

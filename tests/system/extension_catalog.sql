@@ -77,7 +77,9 @@ WITH ext AS (
            'identity=' || nullif(a.attidentity::text, ''), 'generated=' || nullif(a.attgenerated::text, ''),
            'storage=' || a.attstorage::text, 'compression=' || nullif(a.attcompression::text, ''),
            'collation=' || CASE WHEN a.attcollation <> 0 THEN a.attcollation::regcollation::text END,
-           'options=' || a.attoptions::text, 'acl=' || a.attacl::text)
+           -- (pg_attver=..., a stamp some servers keep in attoptions, differs per install)
+           'options=' || (SELECT array_agg(o ORDER BY o) FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg_attver=%')::text,
+           'acl=' || a.attacl::text)
     FROM rels c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
     UNION ALL

@@ -101,7 +101,7 @@ SELECT job, state, model, total_steps, step, recall IS NOT NULL, error, model_id
 SELECT job, model, total_steps FROM synth_jobs WHERE state NOT IN ('succeeded', 'failed', 'cancelled') ORDER BY job;
 \echo index checks
 SELECT i, c.* FROM unnest(ARRAY['products_l2', 'products_cos', 'products_ip', 'products_synth', 'products_encode']) i,
-       synth_index_check(i::regclass) c;
+       synth_index_check(i::regclass, true) c;
 SQL
 psql -d $db -f "$work/answers.sql" >"$work/before.txt" 2>&1 || { cat "$work/before.txt" >&2; fail "the answers before the update failed"; }
 
@@ -135,7 +135,7 @@ SELECT synth_model_create('created-after', '{"encoder": {"image_size": 16, "embe
   "text": {"buckets": 256, "dim": 8}}, "generator": {"noise_dim": 4, "width": 8, "cond_dim": 16, "critic_width": 4}}', 4);
 SQL
 for i in products_l2 products_cos products_ip products_synth products_encode; do
-    [ "$(q "SELECT live_rows = heap_rows AND heap_rows = 90 FROM synth_index_check('$i')")" = t ] || fail "index $i after inserts: $(q "SELECT * FROM synth_index_check('$i')")"
+    [ "$(q "SELECT live_rows = heap_rows AND heap_rows = 90 FROM synth_index_check('$i', true)")" = t ] || fail "index $i after inserts: $(q "SELECT * FROM synth_index_check('$i')")"
 done
 [ "$(q "SET enable_seqscan = off; SELECT id FROM products ORDER BY emb <-> (SELECT emb FROM products WHERE id = 1003) LIMIT 1")" = 3 ] \
     || [ "$(q "SET enable_seqscan = off; SELECT id FROM products ORDER BY emb <-> (SELECT emb FROM products WHERE id = 1003) LIMIT 1")" = 1003 ] \
