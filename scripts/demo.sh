@@ -19,9 +19,11 @@ q() { psql -tA -c "$1"; }
 psql -v products="$products" -f scripts/demo.sql
 
 # The model: the networks and recipe measured in BENCHMARKS.md ("Model"), at 32x32, with fewer
-# steps (the catalog is small) and a time limit so the demo ends on a slow machine too.
+# steps (the catalog is small) and a time limit so the demo ends on a slow machine too. It trains
+# as a shop would: from the catalog's attribute columns, without a pairs table.
 options=$(cat <<JSON
 {"name": "demo", "activate": true, "threads": $threads, "image_size": 32,
+ "attributes": ["colour", "material", "pattern", "sleeve", "neckline", "hem"],
  "encoder_steps": 1000, "gan_steps": 3000,
  "checkpoint_every": 200, "eval_queries": 300, "max_seconds": $((minutes * 60))}
 JSON
@@ -29,7 +31,7 @@ JSON
 job=$(q "SELECT job FROM synth_jobs WHERE model = 'demo' AND state IN ('queued', 'running', 'cancelling') ORDER BY job DESC LIMIT 1")
 trained=$(q "SELECT count(*) FROM synth_models WHERE name = 'demo'")
 if [ -z "$job" ] && { [ "$trained" = 0 ] || [ "${DEMO_RETRAIN:-0}" = 1 ]; }; then
-    job=$(q "SELECT synth_train('demo_products', 'demo_pairs', '$options')")
+    job=$(q "SELECT synth_train('demo_catalog', NULL, '$options')")
     echo
     echo "Training job $job started in a background worker: SELECT * FROM synth_jobs WHERE job = $job;"
 fi
@@ -57,6 +59,14 @@ if [ -n "$job" ]; then
     psql -c "SELECT method, r.key::int AS k, r.value::numeric AS recall
              FROM synth_jobs j, jsonb_each(j.recall->'recall') m(method, ks), jsonb_each_text(m.ks) r
              WHERE j.job = $job ORDER BY method, k"
+    echo "Wish precision@10 on the headline queries (the share of a page that honours the wish) and"
+    echo "colour fidelity of the synthesized images:"
+    psql -c "SELECT m.key AS method, m.value::numeric AS wish_precision_at_10
+             FROM synth_jobs j, jsonb_each(j.recall->'wishes'->'precision_at_10') m WHERE j.job = $job ORDER BY 1"
+    psql -c "SELECT recall->'wishes'->'colour_fidelity' AS colour_fidelity,
+                    recall->'wishes'->'colour_fidelity_text_only' AS text_only,
+                    recall->'wishes'->'colour_reading_on_catalog' AS reading_on_catalog_images
+             FROM synth_jobs WHERE job = $job"
 fi
 
 mkdir -p "$dir"

@@ -22,5 +22,11 @@ FROM demo_products;
 SELECT id, attributes->>'colour' AS colour, attributes->>'pattern' AS pattern, attributes->>'material' AS material,
        attributes->>'sleeve' AS sleeve, attributes->>'neckline' AS neckline, attributes->>'hem' AS hem
 FROM demo_products ORDER BY id LIMIT 3;
-\echo 'Training pairs: a product, a wish in words, and the product that fulfils it:'
-SELECT source, target, caption FROM demo_pairs WHERE split = 'train' ORDER BY source LIMIT 3;
+-- The catalog as a shop has it: attribute columns, no hand-written relative captions. Training forms
+-- its pairs from these columns (synth_train(images, NULL, '{"attributes": [...]}')).
+CREATE OR REPLACE VIEW demo_catalog AS
+SELECT id, category, split, img,
+       attributes->>'colour' AS colour, attributes->>'material' AS material,
+       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve,
+       attributes->>'neckline' AS neckline, attributes->>'hem' AS hem
+FROM demo_products;

@@ -3,23 +3,35 @@
 \pset footer off
 SET client_min_messages = warning;
 
-\echo 'Embedding the catalog with the model''s encoder...'
-ALTER TABLE demo_products ADD COLUMN IF NOT EXISTS emb embedding;
-UPDATE demo_products SET emb = synth_encode(img);
+\echo 'Indexing the catalog by its images: an expression index on synth_encode(img)...'
+DROP INDEX IF EXISTS demo_products_img_idx;
+CREATE INDEX demo_products_img_idx ON demo_products USING synthivf (synth_encode(img) embedding_synth_ops);
+ANALYZE demo_products;
 
--- The queries: a reference product (or none) and a wish in words.
+\echo
+\echo 'The mission''s query, as a user writes it:'
+\echo '  SELECT * FROM demo_products ORDER BY synth_distance(img, ''in black leather'') LIMIT 10;'
+EXPLAIN (COSTS OFF) SELECT * FROM demo_products ORDER BY synth_distance(img, 'in black leather') LIMIT 10;
+SELECT id, category, attributes->>'colour' AS colour, attributes->>'material' AS material,
+       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve
+FROM demo_products ORDER BY synth_distance(img, 'in black leather') LIMIT 10;
+
+-- The headline queries: a reference product (or none), a wish in words, and what the wish asks
+-- for, so that each result can be checked against it.
 DROP TABLE IF EXISTS demo_queries;
-CREATE TABLE demo_queries (n int PRIMARY KEY, reference text, wish text NOT NULL);
+CREATE TABLE demo_queries (n int PRIMARY KEY, reference text, wish text NOT NULL, asks jsonb NOT NULL);
 INSERT INTO demo_queries VALUES
-    (1, NULL, 'in black leather'),
+    (1, NULL, 'in black leather', '{"colour": "black", "material": "leather"}'),
     (2, (SELECT id FROM demo_products WHERE category = 'dress' AND attributes->>'colour' = 'white'
-         AND attributes->>'material' = 'plain' ORDER BY id LIMIT 1), 'in black leather'),
+         AND attributes->>'material' = 'plain' ORDER BY attributes->>'pattern' = 'checks' DESC, id LIMIT 1),
+        'in black leather', '{"colour": "black", "material": "leather"}'),
     (3, (SELECT id FROM demo_products WHERE category = 'shirt' AND attributes->>'pattern' = 'stripes'
-         ORDER BY id LIMIT 1), 'is solid red');
+         ORDER BY id LIMIT 1), 'is solid red', '{"colour": "red", "pattern": "solid"}');
 
 -- Each query is synthesized once (the GAN runs once per query, never per row).
 CREATE TEMP TABLE q AS
-SELECT n, reference, wish,
+SELECT n, reference, wish, asks,
+       (SELECT category FROM demo_products WHERE id = reference) AS category,
        CASE WHEN reference IS NULL THEN wish::synthquery
             ELSE synth_query((SELECT img FROM demo_products WHERE id = reference), wish) END AS query,
        CASE WHEN reference IS NOT NULL
@@ -27,34 +39,37 @@ SELECT n, reference, wish,
             ELSE synth_generate(wish) END AS generated
 FROM demo_queries;
 
+-- The top 10 of each, through the image index; a result honours the wish when it has every value
+-- the wish asks for and, with a reference, the reference's category.
 CREATE TEMP TABLE hits AS
-SELECT q.n, h.rank, h.id, h.category, h.attributes, h.img, h.distance
+SELECT q.n, h.rank, h.id, h.category, h.attributes, h.img, h.distance,
+       h.attributes @> q.asks AND (q.category IS NULL OR h.category = q.category) AS honours
 FROM q CROSS JOIN LATERAL (
-    SELECT p.id, p.category, p.attributes, p.img, p.emb <-> q.query AS distance,
-           row_number() OVER (ORDER BY p.emb <-> q.query) AS rank
-    FROM demo_products p ORDER BY p.emb <-> q.query LIMIT 10) h;
+    SELECT p.id, p.category, p.attributes, p.img, synth_distance(p.img, q.query) AS distance,
+           row_number() OVER (ORDER BY synth_distance(p.img, q.query)) AS rank
+    FROM demo_products p WHERE p.id IS DISTINCT FROM q.reference
+    ORDER BY synth_distance(p.img, q.query) LIMIT 10) h;
 
 \echo
 \echo 'Text only: "in black leather"'
-SELECT rank, id, attributes->>'colour' AS colour, attributes->>'material' AS material,
-       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve, round(distance::numeric, 3) AS distance
+SELECT rank, id, category, attributes->>'colour' AS colour, attributes->>'material' AS material,
+       attributes->>'pattern' AS pattern, honours, round(distance::numeric, 3) AS distance
 FROM hits WHERE n = 1 ORDER BY rank;
-\echo 'Image + text: a white cotton dress, "in black leather"'
+\echo 'Image + text: a white checked cotton dress, "in black leather"'
 SELECT d.reference, r.attributes->>'colour' AS colour, r.attributes->>'material' AS material,
        r.attributes->>'pattern' AS pattern, r.attributes->>'sleeve' AS sleeve
 FROM demo_queries d JOIN demo_products r ON r.id = d.reference WHERE d.n = 2;
 SELECT rank, id, category, attributes->>'colour' AS colour, attributes->>'material' AS material,
-       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve, round(distance::numeric, 3) AS distance
+       attributes->>'pattern' AS pattern, honours, round(distance::numeric, 3) AS distance
 FROM hits WHERE n = 2 ORDER BY rank;
 \echo 'Image + text: a striped shirt, "is solid red"'
 SELECT rank, id, category, attributes->>'colour' AS colour, attributes->>'material' AS material,
-       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve, round(distance::numeric, 3) AS distance
+       attributes->>'pattern' AS pattern, honours, round(distance::numeric, 3) AS distance
 FROM hits WHERE n = 3 ORDER BY rank;
-\echo 'The same query the way a user writes it (the planner inlines synth_distance into emb <-> query):'
-SELECT id, attributes->>'colour' AS colour, attributes->>'material' AS material
-FROM demo_products
-ORDER BY synth_distance(emb, synth_query((SELECT img FROM demo_products WHERE id = (SELECT reference FROM demo_queries WHERE n = 2)), 'in black leather'))
-LIMIT 3;
+\echo 'How many of each page honour the wish:'
+SELECT q.n, coalesce(q.reference, '(text only)') AS reference, q.wish,
+       count(*) FILTER (WHERE h.honours) || ' of ' || count(*) AS honour_the_wish
+FROM q JOIN hits h USING (n) GROUP BY q.n, q.reference, q.wish ORDER BY q.n;
 
 -- The page: for each query the reference image, the wish, the synthesized image and the top 10.
 CREATE FUNCTION pg_temp.img(b bytea, title text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -69,18 +84,24 @@ SELECT '<!doctype html><meta charset="utf-8"><title>synthsearch demo</title><sty
     || 'img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc;background:#fff}'
     || '.row{display:flex;gap:8px;align-items:flex-start}.hit{text-align:center;font-size:11px;width:100px}'
     || '.none{width:96px;height:96px;border:1px dashed #ccc;display:flex;align-items:center;justify-content:center;color:#999}'
-    || '.q{display:flex;gap:24px;align-items:center;margin:.5em 0}</style>'
+    || '.q{display:flex;gap:24px;align-items:center;margin:.5em 0}.yes img{border:3px solid #2a2}'
+    || '.no img{border:3px solid #d33}</style>'
     || '<h1>synthsearch: what the engine understood</h1>'
     || format('<p>Model %s (version %s), %s products.</p>',
               (SELECT name FROM synth_models WHERE active), (SELECT version FROM synth_models WHERE active),
               (SELECT count(*) FROM demo_products))
     || string_agg(
         format('<section><h2>%s. %s &ldquo;%s&rdquo;</h2><div class="q"><div>reference<br>%s</div>'
-               '<div>wish<br><b>%s</b></div><div>synthesized<br>%s</div></div><div class="row">%s</div></section>',
+               '<div>wish<br><b>%s</b></div><div>synthesized<br>%s</div><div>%s of 10 honour the wish<br>'
+               '(green: has %s%s; red: does not)</div></div><div class="row">%s</div></section>',
                q.n, CASE WHEN q.reference IS NULL THEN 'Text only:' ELSE 'Image + text:' END, q.wish,
                pg_temp.img((SELECT img FROM demo_products WHERE id = q.reference), coalesce(q.reference, '')),
                q.wish, pg_temp.img(q.generated, 'generated'),
-               (SELECT string_agg(format('<div class="hit">%s<br>%s. %s<br>%s %s %s</div>',
+               (SELECT count(*) FILTER (WHERE h.honours) FROM hits h WHERE h.n = q.n),
+               (SELECT string_agg(value, ' ') FROM jsonb_each_text(q.asks)),
+               CASE WHEN q.category IS NULL THEN '' ELSE ', a ' || q.category END,
+               (SELECT string_agg(format('<div class="hit %s">%s<br>%s. %s<br>%s %s %s</div>',
+                        CASE WHEN h.honours THEN 'yes' ELSE 'no' END,
                         pg_temp.img(h.img, h.id), h.rank, h.id, h.attributes->>'colour', h.attributes->>'pattern',
                         h.attributes->>'material'), '' ORDER BY h.rank)
                 FROM hits h WHERE h.n = q.n)),

@@ -98,3 +98,7 @@ CREATE FUNCTION "synth_model_import"(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'synth_model_import_wrapper';
+
+-- Search quality: synth_train(images, NULL, '{"attributes": [...]}') forms its pairs from the
+-- images table's attribute columns, and its job row has no pairs table.
+ALTER TABLE synth_train_jobs ALTER COLUMN pairs DROP NOT NULL;

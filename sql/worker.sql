@@ -9,7 +9,8 @@ CREATE TABLE synth_train_jobs (
     -- The role that called synth_train: the worker runs as it and reads only what it may read.
     owner            regrole NOT NULL,
     images           regclass NOT NULL,
-    pairs            regclass NOT NULL,
+    -- NULL: pairs formed from the images table's attribute columns (options.attributes).
+    pairs            regclass,
     -- The options with every default filled in, so a resumed run repeats the same recipe.
     options          jsonb NOT NULL,
     model_name       text NOT NULL,
@@ -94,6 +95,8 @@ GRANT SELECT ON synth_jobs TO PUBLIC;
 --           PNG, JPEG or WebP); optional category and split (train/val/test) columns.
 --   pairs:  a table with source and target (image ids) and caption (text, or text[] of which the
 --           first two are used); an optional split column, else a seeded tenth is held out.
+--           NULL: pairs are formed from the attribute columns that options.attributes names
+--           (products of one category that differ in one or two of them, captions from templates).
 --   options: see README (name, activate, base_model, column names, image_size, steps, batch, ...).
 CREATE FUNCTION synth_train(images regclass, pairs regclass, options jsonb DEFAULT '{}')
     RETURNS bigint

@@ -54,6 +54,26 @@ SELECT regexp_replace(note, 'enc-[0-9a-f]+', 'enc-...', 'g') AS note FROM synth_
 -- Finished jobs keep no checkpoint; the tables are not for users to read or write.
 SELECT count(*) FROM synth_train_checkpoints;
 
+-- Training from what a shop has: attribute columns and no pairs table. Pairs are formed from
+-- products of one category that differ in one or two of the columns, captions from templates; the
+-- wish loss trains, and the evaluation measures how much of each page honours the wish.
+CREATE VIEW regress_catalog AS
+SELECT id, category, img, attributes->>'colour' AS colour, attributes->>'material' AS material,
+       attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve
+FROM regress_images;
+SELECT synth_train('regress_catalog', NULL, :'tiny'::jsonb ||
+    '{"steps": 12, "name": "regress_attributes", "attributes": ["colour", "material", "pattern", "sleeve"]}') AS job \gset
+SELECT wait_job(:job);
+SELECT j.state, j.error, j.pairs IS NULL AS no_pairs_table, (m.metrics->>'train_pairs')::int > 20 AS formed_pairs,
+       j.losses ? 'wish' AS wish_loss,
+       j.recall->'wishes'->'precision_at_10' ?& ARRAY['gan', 'composition', 'gan_text_only', 'text_only', 'image_only'] AS wish_precision,
+       (j.recall->'wishes'->>'colour_reading_on_catalog')::float > 0.8 AS colour_reading,
+       (j.recall->'wishes'->>'colour_fidelity')::float BETWEEN 0 AND 1 AS colour_fidelity
+FROM synth_jobs j JOIN synth_models m ON m.id = j.model_id WHERE j.job = :job;
+SELECT synth_train('regress_catalog', NULL);
+SELECT synth_train('regress_catalog', NULL, '{"attributes": ["colour", "fit"]}');
+SELECT synth_train('regress_catalog', NULL, '{"attributes": [""]}');
+
 -- Bad input: each an ERROR up front.
 SELECT synth_train(NULL, 'regress_pairs');
 SELECT synth_train('regress_images', NULL);
@@ -138,6 +158,7 @@ SELECT (SELECT encoder_version FROM synth_models WHERE id = j.model_id)
 FROM synth_jobs j WHERE job = :job;
 
 DROP TABLE regress_no_pairs, regress_bad_images;
+DROP VIEW regress_catalog;
 DROP FUNCTION wait_job(bigint), wait_running(bigint);
 REVOKE ALL ON regress_images, regress_pairs FROM regress_synth_trainer;
 DROP ROLE regress_synth_trainer, regress_synth_nologin;

@@ -1,5 +1,6 @@
-//! The job's two tables, read as the calling role in one short transaction, and the images decoded
-//! (outside any transaction) into the model crate's dataset.
+//! The job's tables (images, and pairs unless they are formed from attribute columns), read as the
+//! calling role in one short transaction, and the images decoded (outside any transaction) into
+//! the model crate's dataset.
 
 use std::collections::HashSet;
 
@@ -8,7 +9,8 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 use synthsearch_data::Split;
 use synthsearch_data::image_io::{DecodeLimits, decode, to_chw};
-use synthsearch_model::Dataset;
+use synthsearch_data::wishes::PairPlan;
+use synthsearch_model::{AttributeTable, Dataset, pairs_from_attributes};
 
 use super::options::TrainOptions;
 use crate::fmgr::{error, require_privilege, spi_bool};
@@ -96,6 +98,8 @@ pub struct ImageRow {
     pub category: Option<String>,
     pub split: Option<String>,
     pub bytes: Option<Vec<u8>>,
+    /// The values of the attribute columns, in the options' order.
+    pub attributes: Vec<Option<String>>,
 }
 
 /// One row of the pairs table.
@@ -111,18 +115,27 @@ pub struct RawData {
     pub pairs: Vec<PairRow>,
 }
 
-/// Reads both tables as the current user, in a stable order (a resumed run must see the same data).
-pub fn read(images: pg_sys::Oid, pairs: pg_sys::Oid, opts: &TrainOptions) -> RawData {
-    let ic = describe(images, "images", &[&opts.id_column, &opts.image_column]);
-    let pc = describe(
-        pairs,
-        "pairs",
-        &[
-            &opts.source_column,
-            &opts.target_column,
-            &opts.caption_column,
-        ],
-    );
+/// The columns of the images table that the options need.
+pub fn image_columns(opts: &TrainOptions) -> Vec<&str> {
+    let mut needed = vec![opts.id_column.as_str(), opts.image_column.as_str()];
+    needed.extend(opts.attributes.iter().map(String::as_str));
+    needed
+}
+
+/// The columns of the pairs table that the options need.
+pub fn pair_columns(opts: &TrainOptions) -> [&str; 3] {
+    [
+        &opts.source_column,
+        &opts.target_column,
+        &opts.caption_column,
+    ]
+}
+
+/// Reads the tables as the current user, in a stable order (a resumed run must see the same
+/// data). Without a pairs table there are no pair rows: they are formed from the attributes.
+pub fn read(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, opts: &TrainOptions) -> RawData {
+    let ic = describe(images, "images", &image_columns(opts));
+    let pc = pairs.map(|p| describe(p, "pairs", &pair_columns(opts)));
     let optional = |c: &Columns, col: &str| {
         if c.has(col) {
             format!("{}::text", quote_identifier(col))
@@ -130,31 +143,38 @@ pub fn read(images: pg_sys::Oid, pairs: pg_sys::Oid, opts: &TrainOptions) -> Raw
             "NULL::text".into()
         }
     };
+    let attributes: String = opts
+        .attributes
+        .iter()
+        .map(|a| format!(", {}::text", quote_identifier(a)))
+        .collect();
     let image_sql = format!(
-        "SELECT {}::text, {}, {}, {} FROM {} ORDER BY 1",
+        "SELECT {}::text, {}, {}, {}{attributes} FROM {} ORDER BY 1",
         quote_identifier(&opts.id_column),
         optional(&ic, "category"),
         optional(&ic, "split"),
         quote_identifier(&opts.image_column),
         ic.name
     );
-    let cap = quote_identifier(&opts.caption_column);
-    let captions = if pc
-        .type_of(&opts.caption_column)
-        .unwrap_or_default()
-        .ends_with("[]")
-    {
-        format!("{cap}[1]::text, coalesce({cap}[2], {cap}[1])::text")
-    } else {
-        format!("{cap}::text, {cap}::text")
-    };
-    let pair_sql = format!(
-        "SELECT {s}::text, {t}::text, {captions}, {split} FROM {rel} ORDER BY 1, 2, 3, 4",
-        s = quote_identifier(&opts.source_column),
-        t = quote_identifier(&opts.target_column),
-        split = optional(&pc, "split"),
-        rel = pc.name
-    );
+    let pair_sql = pc.as_ref().map(|pc| {
+        let cap = quote_identifier(&opts.caption_column);
+        let captions = if pc
+            .type_of(&opts.caption_column)
+            .unwrap_or_default()
+            .ends_with("[]")
+        {
+            format!("{cap}[1]::text, coalesce({cap}[2], {cap}[1])::text")
+        } else {
+            format!("{cap}::text, {cap}::text")
+        };
+        format!(
+            "SELECT {s}::text, {t}::text, {captions}, {split} FROM {rel} ORDER BY 1, 2, 3, 4",
+            s = quote_identifier(&opts.source_column),
+            t = quote_identifier(&opts.target_column),
+            split = optional(pc, "split"),
+            rel = pc.name
+        )
+    });
     Spi::connect(|client| {
         let mut out = RawData {
             images: Vec::new(),
@@ -179,10 +199,16 @@ pub fn read(images: pg_sys::Oid, pairs: pg_sys::Oid, opts: &TrainOptions) -> Raw
                 category: r.get::<String>(2).ok().flatten(),
                 split: r.get::<String>(3).ok().flatten(),
                 bytes: r.get::<Vec<u8>>(4).ok().flatten(),
+                attributes: (0..opts.attributes.len())
+                    .map(|a| r.get::<String>(5 + a).ok().flatten())
+                    .collect(),
             });
         }
+        let Some(pair_sql) = &pair_sql else {
+            return out;
+        };
         for r in client
-            .select(&pair_sql, None, &[])
+            .select(pair_sql, None, &[])
             .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
         {
             let get = |i: usize| r.get::<String>(i).ok().flatten();
@@ -205,6 +231,7 @@ pub fn read(images: pg_sys::Oid, pairs: pg_sys::Oid, opts: &TrainOptions) -> Raw
 /// transaction, on `threads` threads.
 pub fn assemble(
     raw: RawData,
+    formed: bool,
     opts: &TrainOptions,
     image_size: usize,
     threads: usize,
@@ -215,6 +242,53 @@ pub fn assemble(
             return Err(format!(
                 "image id \"{}\" appears twice in the images table",
                 img.id
+            ));
+        }
+    }
+    let table = (!opts.attributes.is_empty()).then(|| {
+        let rows: Vec<Vec<Option<String>>> =
+            raw.images.iter().map(|i| i.attributes.clone()).collect();
+        AttributeTable::from_rows(opts.attributes.clone(), &rows)
+    });
+    let mut raw = raw;
+    if let (true, Some(table)) = (formed, &table) {
+        // Pairs from the attribute columns, within each split the images table names (or all
+        // images as one); held out below like pairs of a table without a split column.
+        let ids: Vec<String> = raw.images.iter().map(|i| i.id.clone()).collect();
+        let cats: Vec<String> = raw
+            .images
+            .iter()
+            .map(|i| i.category.clone().unwrap_or_else(|| "all".into()))
+            .collect();
+        let splits: Vec<Split> = raw
+            .images
+            .iter()
+            .map(|i| {
+                i.split
+                    .as_deref()
+                    .and_then(|s| Split::parse(s.trim()).ok())
+                    .unwrap_or(Split::Train)
+            })
+            .collect();
+        let plan = PairPlan {
+            seed: opts.train.seed,
+            max_pairs: opts.max_pairs,
+            ..PairPlan::default()
+        };
+        let has_split = raw.images.iter().any(|i| i.split.is_some());
+        raw.pairs = pairs_from_attributes(&ids, &cats, &splits, table, &plan)
+            .into_iter()
+            .map(|(source, target, captions, split)| PairRow {
+                source,
+                target,
+                captions,
+                split: has_split.then(|| split.name().to_string()),
+            })
+            .collect();
+        if raw.pairs.is_empty() {
+            return Err(format!(
+                "no two products of one category differ in just one or two of the attribute columns {}: there is nothing to train on",
+                opts.attributes.join(", ")
             ));
         }
     }
@@ -308,5 +382,9 @@ pub fn assemble(
     if let Some(e) = failures.into_iter().next() {
         return Err(e);
     }
-    Dataset::assemble(image_size, records, chw, &pairs).map_err(|e| e.to_string())
+    let data = Dataset::assemble(image_size, records, chw, &pairs).map_err(|e| e.to_string())?;
+    match table {
+        Some(t) => data.with_attributes(t).map_err(|e| e.to_string()),
+        None => Ok(data),
+    }
 }

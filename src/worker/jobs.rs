@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 
 use super::MAX_JOBS;
-use super::data::{Columns, describe};
+use super::data::{self, Columns, describe};
 use super::options::TrainOptions;
 use crate::fmgr::{error, require_privilege, spi_bool};
 use crate::model::registry::q;
@@ -110,13 +110,13 @@ pub extern "C-unwind" fn synth_train(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys
         )
     };
     let images = images.unwrap_or_else(|| null("images"));
-    let pairs = pairs.unwrap_or_else(|| null("pairs"));
+    // Without a pairs table, pairs are formed from the images table's attribute columns.
     let options = options.unwrap_or_else(|| null("options"));
     // The caller's own queries too mean what they say, whatever the caller's search_path.
     pg_sys::Datum::from(security::pinned(|| start(images, pairs, &options.0)))
 }
 
-fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> i64 {
+fn start(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, given: &serde_json::Value) -> i64 {
     // Safety: the current user id of this backend.
     let role = unsafe { pg_sys::GetUserId() };
     let (can_login, role_name) = Spi::get_two_with_args::<bool, String>(
@@ -148,19 +148,18 @@ fn start(images: pg_sys::Oid, pairs: pg_sys::Oid, given: &serde_json::Value) -> 
         security::require_model_manager("activate the model a training job stores");
     }
 
+    if pairs.is_none() && opts.attributes.is_empty() {
+        error(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "pairs must not be null unless option \"attributes\" names the images table's attribute \
+             columns to form pairs from, e.g. '{\"attributes\": [\"colour\", \"material\", \"pattern\"]}'",
+        );
+    }
     // The caller must be able to read what the worker will read as them.
-    let image_cols = describe(images, "images", &[&opts.id_column, &opts.image_column]);
-    let pair_cols = describe(
-        pairs,
-        "pairs",
-        &[
-            &opts.source_column,
-            &opts.target_column,
-            &opts.caption_column,
-        ],
-    );
+    let image_cols = describe(images, "images", &data::image_columns(&opts));
+    let pair_cols = pairs.map(|p| describe(p, "pairs", &data::pair_columns(&opts)));
     check_types(&image_cols, &opts);
-    for what in [&image_cols, &pair_cols] {
+    for what in std::iter::once(&image_cols).chain(pair_cols.as_ref()) {
         let empty = Spi::get_one::<bool>(&format!("SELECT NOT EXISTS (SELECT FROM {})", what.name))
             .expect("emptiness")
             .unwrap_or(true);

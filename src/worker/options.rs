@@ -24,6 +24,14 @@ pub struct TrainOptions {
     pub source_column: String,
     pub target_column: String,
     pub caption_column: String,
+    /// Attribute columns of the images table (colour, material, pattern, sleeve, ...). With no
+    /// pairs table, training pairs are formed from them: products of one category that differ in
+    /// one or two of these columns, with captions written from templates. With a pairs table,
+    /// they let training pull each wish toward every product that has what it asks for, and let
+    /// the evaluation measure wish precision.
+    pub attributes: Vec<String>,
+    /// With no pairs table: at most this many pairs are formed.
+    pub max_pairs: usize,
     /// Share of the pairs held out for Recall@K when the pairs table has no split column.
     pub val_fraction: f64,
     /// Write progress (and look for a cancel) after this many steps, or two seconds.
@@ -77,6 +85,8 @@ impl TrainOptions {
             source_column: "source".into(),
             target_column: "target".into(),
             caption_column: "caption".into(),
+            attributes: Vec::new(),
+            max_pairs: synthsearch_data::wishes::PairPlan::default().max_pairs,
             val_fraction: 0.1,
             progress_every: 10,
             checkpoint_every: 100,
@@ -182,6 +192,21 @@ impl TrainOptions {
         }
         if self.force && !self.activate {
             return Err("option \"force\" only goes with \"activate\": true".into());
+        }
+        if self.attributes.len() > 32 {
+            return Err(format!(
+                "option \"attributes\" names {} columns, at most 32",
+                self.attributes.len()
+            ));
+        }
+        if self.attributes.iter().any(|a| a.is_empty()) {
+            return Err("option \"attributes\" has an empty column name".into());
+        }
+        if !(1..=10_000_000).contains(&self.max_pairs) {
+            return Err(format!(
+                "option \"max_pairs\" must be in 1..=10000000, not {}",
+                self.max_pairs
+            ));
         }
         if !(0.0..0.9).contains(&self.val_fraction) {
             return Err(format!(

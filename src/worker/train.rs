@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
-use synthsearch_model::{EvalReport, Model, ModelInit, Stage, Trainer, evaluate};
+use synthsearch_model::{
+    EvalReport, Model, ModelInit, Stage, Trainer, WishEvalConfig, WishReport, evaluate,
+    evaluate_wishes,
+};
 
 use super::data;
 use super::jobs::{LOCK_KEY, WorkerArgs, lock_id};
@@ -50,7 +53,8 @@ enum Outcome {
 struct Job {
     state: String,
     images: pg_sys::Oid,
-    pairs: pg_sys::Oid,
+    /// None: pairs are formed from the images table's attribute columns.
+    pairs: Option<pg_sys::Oid>,
     options: TrainOptions,
 }
 
@@ -160,7 +164,7 @@ fn wait_for_row(args: WorkerArgs) -> Option<Job> {
         })
     });
     let (state, images, pairs, options) = match found {
-        Ok(Some(((Some(state), Some(images), Some(pairs)), Some(options)))) => {
+        Ok(Some(((Some(state), Some(images), pairs), Some(options)))) => {
             (state, images, pairs, options.0)
         }
         Ok(_) => return None,
@@ -268,6 +272,7 @@ fn execute(job: i64, row: Job) -> Result<Outcome, String> {
     #[allow(clippy::arc_with_non_send_sync)]
     let data = Arc::new(data::assemble(
         raw,
+        row.pairs.is_none(),
         &opts,
         image_size,
         opts.threads as usize,
@@ -333,13 +338,40 @@ fn recall_json(report: &EvalReport, step: u64) -> serde_json::Value {
     })
 }
 
+/// Wish precision@10 by method and image fidelity on the headline queries.
+fn wishes_json(report: &WishReport) -> serde_json::Value {
+    let round = |v: f64| (v * 1e4).round() / 1e4;
+    let mut precision = serde_json::Map::new();
+    for (m, p) in &report.precision {
+        let name = serde_json::to_value(m).unwrap_or_default();
+        precision.insert(
+            name.as_str().unwrap_or("?").to_string(),
+            serde_json::json!(round(*p)),
+        );
+    }
+    serde_json::json!({
+        "queries": report.queries_with_image + report.queries_text_only,
+        "precision_at_10": precision,
+        "colour_fidelity": report.colour_fidelity.map(round),
+        "colour_fidelity_text_only": report.colour_fidelity_text_only.map(round),
+        "colour_reading_on_catalog": report.colour_reading_on_catalog.map(round),
+    })
+}
+
 fn eval(trainer: &Trainer, opts: &TrainOptions) -> Result<Option<serde_json::Value>, String> {
     if trainer.data().val.is_empty() {
         return Ok(None);
     }
     let report =
         evaluate(trainer.model(), trainer.data(), opts.eval_queries).map_err(|e| e.to_string())?;
-    Ok(Some(recall_json(&report, trainer.steps_done())))
+    let mut out = recall_json(&report, trainer.steps_done());
+    // Search quality as a shopper sees it, where the images have attribute values.
+    if let Some(w) = evaluate_wishes(trainer.model(), trainer.data(), &WishEvalConfig::default())
+        .map_err(|e| e.to_string())?
+    {
+        out["wishes"] = wishes_json(&w);
+    }
+    Ok(Some(out))
 }
 
 fn save_checkpoint(job: i64, trainer: &Trainer) -> Result<(), String> {

@@ -44,23 +44,35 @@ fn caption(
         ));
     } else {
         if colour_changed {
-            phrases.push(colour_phrase(before.colour, after.colour, rng, loose));
+            phrases.push(pick(
+                rng,
+                &colour_options(Some(before.colour), after.colour, loose),
+            ));
         }
         if material_changed {
-            phrases.push(material_phrase(before.material, after.material, rng));
+            phrases.push(pick(
+                rng,
+                &material_options(Some(before.material), after.material),
+            ));
         }
     }
     if before.pattern != after.pattern {
-        phrases.push(pattern_phrase(after.pattern, rng));
+        phrases.push(pick(rng, &pattern_options(after.pattern)));
     }
     if before.sleeve != after.sleeve {
-        phrases.push(sleeve_phrase(before.sleeve, after.sleeve, rng));
+        phrases.push(pick(
+            rng,
+            &sleeve_options(Some(before.sleeve), after.sleeve),
+        ));
     }
     if before.neckline != after.neckline {
-        phrases.push(neckline_phrase(after.neckline, rng));
+        phrases.push(pick(rng, &neckline_options(after.neckline)));
     }
     if before.hem != after.hem {
-        phrases.push(hem_phrase(category, before.hem, after.hem, rng));
+        phrases.push(pick(
+            rng,
+            &hem_options(category, Some(before.hem), after.hem),
+        ));
     }
     if phrases.len() > 1 && rng.unit() < 0.5 {
         phrases.swap(0, 1);
@@ -69,7 +81,7 @@ fn caption(
 }
 
 /// "is red" + "is sleeveless" reads "is red and sleeveless", as people write it.
-fn join(phrases: &[String]) -> String {
+pub(crate) fn join(phrases: &[String]) -> String {
     let mut out = String::new();
     for (i, p) in phrases.iter().enumerate() {
         if i == 0 {
@@ -83,12 +95,22 @@ fn join(phrases: &[String]) -> String {
     out
 }
 
-fn pick(rng: &mut Rng, options: &[String]) -> String {
+pub(crate) fn pick(rng: &mut Rng, options: &[String]) -> String {
     rng.pick(options).clone()
 }
 
-fn colour_phrase(before: Colour, after: Colour, rng: &mut Rng, loose: bool) -> String {
+/// Ways to ask for colour `after`. With `before` known, also "instead of" and comparisons; `loose`
+/// adds bare comparisons that do not name the colour.
+pub(crate) fn colour_options(before: Option<Colour>, after: Colour, loose: bool) -> Vec<String> {
     let c = after.name();
+    let Some(before) = before else {
+        return vec![
+            format!("is {c}"),
+            format!("in {c}"),
+            format!("has a {c} color"),
+            format!("is {c} colored"),
+        ];
+    };
     let mut options = vec![
         format!("is {c}"),
         format!("in {c}"),
@@ -120,10 +142,10 @@ fn colour_phrase(before: Colour, after: Colour, rng: &mut Rng, loose: bool) -> S
             options.push("is more colorful".into());
         }
     }
-    pick(rng, &options)
+    options
 }
 
-fn material_noun(m: Material) -> &'static str {
+pub(crate) fn material_noun(m: Material) -> &'static str {
     match m {
         Material::Plain => "cotton",
         Material::Leather => "leather",
@@ -132,10 +154,13 @@ fn material_noun(m: Material) -> &'static str {
     }
 }
 
-fn material_phrase(before: Material, after: Material, rng: &mut Rng) -> String {
-    let options: Vec<String> = match after {
+pub(crate) fn material_options(before: Option<Material>, after: Material) -> Vec<String> {
+    match after {
         Material::Plain => vec![
-            format!("is not {}", material_noun(before)),
+            match before {
+                Some(b) if b != Material::Plain => format!("is not {}", material_noun(b)),
+                _ => "is cotton".into(),
+            },
             "is plain cotton".into(),
             "in plain fabric".into(),
         ],
@@ -155,11 +180,10 @@ fn material_phrase(before: Material, after: Material, rng: &mut Rng) -> String {
             "is a knit".into(),
             "in knit fabric".into(),
         ],
-    };
-    pick(rng, &options)
+    }
 }
 
-fn pattern_phrase(after: Pattern, rng: &mut Rng) -> String {
+pub(crate) fn pattern_options(after: Pattern) -> Vec<String> {
     let options: &[&str] = match after {
         Pattern::Solid => &[
             "is solid",
@@ -177,24 +201,24 @@ fn pattern_phrase(after: Pattern, rng: &mut Rng) -> String {
             "has a graphic logo",
         ],
     };
-    rng.pick(options).to_string()
+    options.iter().map(|o| o.to_string()).collect()
 }
 
-fn sleeve_phrase(before: Sleeve, after: Sleeve, rng: &mut Rng) -> String {
+pub(crate) fn sleeve_options(before: Option<Sleeve>, after: Sleeve) -> Vec<String> {
     let mut options: Vec<String> = match after {
         Sleeve::Sleeveless => vec!["is sleeveless".into(), "has no sleeves".into()],
         Sleeve::Short => vec!["has short sleeves".into(), "is short sleeved".into()],
         Sleeve::Long => vec!["has long sleeves".into(), "is long sleeved".into()],
     };
     match (before, after) {
-        (_, Sleeve::Long) => options.push("has longer sleeves".into()),
-        (Sleeve::Long, Sleeve::Short) => options.push("has shorter sleeves".into()),
+        (Some(_), Sleeve::Long) => options.push("has longer sleeves".into()),
+        (Some(Sleeve::Long), Sleeve::Short) => options.push("has shorter sleeves".into()),
         _ => {}
     }
-    pick(rng, &options)
+    options
 }
 
-fn neckline_phrase(after: Neckline, rng: &mut Rng) -> String {
+pub(crate) fn neckline_options(after: Neckline) -> Vec<String> {
     let options: &[&str] = match after {
         Neckline::Crew => &[
             "has a crew neck",
@@ -204,16 +228,22 @@ fn neckline_phrase(after: Neckline, rng: &mut Rng) -> String {
         Neckline::VNeck => &["has a v-neck", "has a v neckline", "is v-neck"],
         Neckline::Collar => &["has a collar", "is collared", "has a pointed collar"],
     };
-    rng.pick(options).to_string()
+    options.iter().map(|o| o.to_string()).collect()
 }
 
-fn hem_phrase(category: Category, before: Hem, after: Hem, rng: &mut Rng) -> String {
+pub(crate) fn hem_options(category: Category, before: Option<Hem>, after: Hem) -> Vec<String> {
+    let Some(before) = before else {
+        return vec![format!(
+            "is {}",
+            crate::attributes::hem_words(category, after)
+        )];
+    };
     let word = if after.is_longer_than(before) {
         "longer"
     } else {
         "shorter"
     };
-    let options: Vec<String> = match (category, after) {
+    match (category, after) {
         (Category::Dress, Hem::Short) => vec![
             "is a mini dress".into(),
             format!("is {word} and mini length"),
@@ -241,8 +271,7 @@ fn hem_phrase(category: Category, before: Hem, after: Hem, rng: &mut Rng) -> Str
             format!("is {word}, tunic length"),
             "is a long tunic".into(),
         ],
-    };
-    pick(rng, &options)
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ mod captions;
 pub mod catalog;
 pub mod fashioniq;
 pub mod image_io;
+pub mod measure;
 pub mod render;
 mod rng;
+pub mod wishes;
 mod writer;
 
 pub use attributes::{

@@ -258,6 +258,17 @@ pub struct TrainConfig {
     /// encoder).
     #[serde(default)]
     pub feature_weight: f64,
+    /// Weight of the wish loss, when the data has attribute values: the query (the composition in
+    /// stage 1, E(G) in stage 2) is pulled toward every product that has what the wish asks for
+    /// (and the reference's category), not only toward the one target: a multi-positive
+    /// contrastive loss (Khosla et al. 2020) over the batch's targets and `wish_keys` random
+    /// images in stage 1, and over the whole frozen catalog in stage 2. 0 turns it off, and is
+    /// what configurations written before it existed read as.
+    #[serde(default)]
+    pub wish_weight: f64,
+    /// Stage 1: random catalog images added to the batch's targets as keys of the wish loss.
+    #[serde(default)]
+    pub wish_keys: usize,
     /// Fraction of samples trained without the image condition (text-only mode).
     pub text_only_prob: f64,
     /// Fraction of the other samples trained without source pixels (embedding reference only).
@@ -287,6 +298,8 @@ impl Default for TrainConfig {
             l1_weight: 5.0,
             contrastive_weight: 1.0,
             feature_weight: 2.0,
+            wish_weight: 1.0,
+            wish_keys: 64,
             text_only_prob: 0.1,
             pixel_drop_prob: 0.2,
             temperature: 0.1,
@@ -317,6 +330,7 @@ impl TrainConfig {
             ("l1_weight", self.l1_weight),
             ("contrastive_weight", self.contrastive_weight),
             ("feature_weight", self.feature_weight),
+            ("wish_weight", self.wish_weight),
         ] {
             check(v.is_finite() && v >= 0.0, || {
                 format!("{name} must be zero or positive, not {v}")
@@ -331,6 +345,9 @@ impl TrainConfig {
                 format!("{name} must be in [0, 1), not {v}")
             })?;
         }
+        check(self.wish_keys <= 65536, || {
+            format!("wish_keys must be at most 65536, not {}", self.wish_keys)
+        })?;
         check((1..=100).contains(&self.n_critic), || {
             format!("n_critic must be in 1..=100, not {}", self.n_critic)
         })

@@ -1,10 +1,13 @@
 //! Training and evaluation data as tensors: every image once, pairs as indices, captions as words.
-//! Only what Fashion-IQ gives is used: images, (candidate, target) pairs and their captions.
+//! Fashion-IQ gives images, (candidate, target) pairs and their captions; a generated catalog or a
+//! shop's attribute columns also give each image's attribute values, from which pairs can be formed
+//! and against which a wish can be checked.
 
 use std::collections::HashMap;
 
 use synthsearch_data::image_io::DecodeLimits;
 use synthsearch_data::image_io::to_chw;
+use synthsearch_data::wishes::{self, PairPlan};
 use synthsearch_data::{Catalog, Split, fashioniq};
 use tch::{Kind, Tensor};
 
@@ -17,6 +20,9 @@ pub struct PairRef {
     pub candidate: usize,
     pub target: usize,
     pub captions: [Vec<String>; 2],
+    /// What the wish asks for, as (attribute column, value code): the target's values where they
+    /// differ from the candidate's. Empty when the data has no attributes.
+    pub wish: Vec<(usize, u32)>,
 }
 
 impl PairRef {
@@ -26,6 +32,86 @@ impl PairRef {
         w.push("and".into());
         w.extend(self.captions[1].iter().cloned());
         w
+    }
+}
+
+/// A value that is not known.
+pub const UNKNOWN: u32 = u32::MAX;
+
+/// Attribute values of every image, by column: a generated catalog's six, or a shop's columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttributeTable {
+    pub columns: Vec<String>,
+    /// Each column's values; codes index into these.
+    pub values: Vec<Vec<String>>,
+    /// `images * columns` codes, row-major; [`UNKNOWN`] where a value is NULL.
+    pub codes: Vec<u32>,
+}
+
+impl AttributeTable {
+    /// Codes the rows' values; values are compared as given (trimmed).
+    pub fn from_rows(columns: Vec<String>, rows: &[Vec<Option<String>>]) -> AttributeTable {
+        let a = columns.len();
+        let mut values: Vec<Vec<String>> = vec![Vec::new(); a];
+        let mut index: Vec<HashMap<String, u32>> = vec![HashMap::new(); a];
+        let mut codes = Vec::with_capacity(rows.len() * a);
+        for row in rows {
+            for c in 0..a {
+                let code = match row.get(c).and_then(|v| v.as_deref()) {
+                    Some(v) => {
+                        let v = v.trim();
+                        *index[c].entry(v.to_string()).or_insert_with(|| {
+                            values[c].push(v.to_string());
+                            (values[c].len() - 1) as u32
+                        })
+                    }
+                    None => UNKNOWN,
+                };
+                codes.push(code);
+            }
+        }
+        AttributeTable {
+            columns,
+            values,
+            codes,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.codes.len() / self.columns.len().max(1)
+    }
+
+    pub fn code(&self, image: usize, column: usize) -> u32 {
+        self.codes[image * self.columns.len() + column]
+    }
+
+    pub fn value(&self, image: usize, column: usize) -> Option<&str> {
+        let code = self.code(image, column);
+        self.values[column].get(code as usize).map(String::as_str)
+    }
+
+    pub fn code_of(&self, column: usize, value: &str) -> Option<u32> {
+        self.values
+            .get(column)?
+            .iter()
+            .position(|v| v == value)
+            .map(|i| i as u32)
+    }
+
+    /// Whether the image has every asked value.
+    pub fn honours(&self, image: usize, asked: &[(usize, u32)]) -> bool {
+        asked.iter().all(|&(c, v)| self.code(image, c) == v)
+    }
+
+    /// Values as strings, one row an image (what pair forming reads).
+    pub fn string_rows(&self) -> Vec<Vec<Option<String>>> {
+        (0..self.rows())
+            .map(|i| {
+                (0..self.columns.len())
+                    .map(|c| self.value(i, c).map(str::to_string))
+                    .collect()
+            })
+            .collect()
     }
 }
 
@@ -41,32 +127,100 @@ pub struct Dataset {
     pub images: Tensor,
     pub train: Vec<PairRef>,
     pub val: Vec<PairRef>,
+    /// Each image's attribute values, when the data has them.
+    pub attributes: Option<AttributeTable>,
+    /// The category of each image as a small number (for masks).
+    pub category_codes: Vec<u32>,
+}
+
+/// The generated catalog's attributes as columns.
+fn catalog_attributes(catalog: &Catalog) -> AttributeTable {
+    let columns = ["colour", "pattern", "sleeve", "neckline", "hem", "material"]
+        .map(String::from)
+        .to_vec();
+    let rows: Vec<Vec<Option<String>>> = catalog
+        .products
+        .iter()
+        .map(|p| {
+            let a = &p.attrs;
+            [
+                a.colour.name(),
+                a.pattern.name(),
+                a.sleeve.name(),
+                a.neckline.name(),
+                a.hem.name(),
+                a.material.name(),
+            ]
+            .map(|v| Some(v.to_string()))
+            .to_vec()
+        })
+        .collect();
+    AttributeTable::from_rows(columns, &rows)
+}
+
+fn render_catalog(catalog: &Catalog, image_size: usize) -> Vec<f32> {
+    let s = image_size as u32;
+    let per = 3 * image_size * image_size;
+    let mut flat = vec![0f32; catalog.products.len() * per];
+    // Rendering is the slow part: split it over the cores.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = catalog.products.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (products, out) in catalog
+            .products
+            .chunks(chunk)
+            .zip(flat.chunks_mut(chunk * per))
+        {
+            scope.spawn(move || {
+                for (p, o) in products.iter().zip(out.chunks_mut(per)) {
+                    o.copy_from_slice(&to_chw(&p.render(s), s));
+                }
+            });
+        }
+    });
+    flat
+}
+
+/// Pairs formed from attribute values (see [`wishes::form_pairs`]), within each split: a
+/// product pairs only with products of its own split, so held-out pairs stay held out.
+pub fn pairs_from_attributes(
+    ids: &[String],
+    categories: &[String],
+    splits: &[Split],
+    table: &AttributeTable,
+    plan: &PairPlan,
+) -> Vec<(String, String, [String; 2], Split)> {
+    let rows = table.string_rows();
+    let mut out = Vec::new();
+    for split in Split::ALL {
+        let members: Vec<usize> = (0..ids.len()).filter(|&i| splits[i] == *split).collect();
+        if members.len() < 2 {
+            continue;
+        }
+        let cats: Vec<String> = members.iter().map(|&i| categories[i].clone()).collect();
+        let vals: Vec<Vec<Option<String>>> = members.iter().map(|&i| rows[i].clone()).collect();
+        let plan = PairPlan {
+            seed: plan.seed ^ (*split as u64) << 32,
+            ..plan.clone()
+        };
+        for p in wishes::form_pairs(&table.columns, &cats, &vals, &plan) {
+            out.push((
+                ids[members[p.candidate]].clone(),
+                ids[members[p.target]].clone(),
+                p.captions,
+                *split,
+            ));
+        }
+    }
+    out
 }
 
 impl Dataset {
-    /// Renders a generated catalog at `image_size`.
+    /// Renders a generated catalog at `image_size`, with its own pairs and its attributes.
     pub fn from_catalog(catalog: &Catalog, image_size: usize) -> Result<Dataset> {
-        let s = image_size as u32;
-        let per = 3 * image_size * image_size;
-        let mut flat = vec![0f32; catalog.products.len() * per];
-        // Rendering is the slow part: split it over the cores.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        let chunk = catalog.products.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            for (products, out) in catalog
-                .products
-                .chunks(chunk)
-                .zip(flat.chunks_mut(chunk * per))
-            {
-                scope.spawn(move || {
-                    for (p, o) in products.iter().zip(out.chunks_mut(per)) {
-                        o.copy_from_slice(&to_chw(&p.render(s), s));
-                    }
-                });
-            }
-        });
+        let flat = render_catalog(catalog, image_size);
         let records = catalog
             .products
             .iter()
@@ -84,7 +238,34 @@ impl Dataset {
                 )
             })
             .collect::<Vec<_>>();
-        Self::assemble(image_size, records, flat, &pairs)
+        Self::assemble(image_size, records, flat, &pairs)?
+            .with_attributes(catalog_attributes(catalog))
+    }
+
+    /// Renders a generated catalog at `image_size` and trains on pairs formed from its
+    /// attributes, as a shop without relative captions would ([`pairs_from_attributes`]).
+    pub fn from_catalog_attributes(
+        catalog: &Catalog,
+        image_size: usize,
+        plan: &PairPlan,
+    ) -> Result<Dataset> {
+        let flat = render_catalog(catalog, image_size);
+        let table = catalog_attributes(catalog);
+        let ids: Vec<String> = catalog.products.iter().map(|p| p.id.clone()).collect();
+        let cats: Vec<String> = catalog
+            .products
+            .iter()
+            .map(|p| p.category.name().to_string())
+            .collect();
+        let splits: Vec<Split> = catalog.products.iter().map(|p| p.split).collect();
+        let pairs = pairs_from_attributes(&ids, &cats, &splits, &table, plan);
+        let records = ids
+            .into_iter()
+            .zip(cats)
+            .zip(splits)
+            .map(|((i, c), s)| (i, c, s))
+            .collect();
+        Self::assemble(image_size, records, flat, &pairs)?.with_attributes(table)
     }
 
     /// Reads a data set in the Fashion-IQ layout (ours or the real one), decoding every image of
@@ -181,6 +362,7 @@ impl Dataset {
                 candidate: find(cand)?,
                 target: find(tgt)?,
                 captions: [words(&caps[0]), words(&caps[1])],
+                wish: Vec::new(),
             };
             match split {
                 Split::Train => train.push(p),
@@ -197,7 +379,15 @@ impl Dataset {
             .to_kind(Kind::Float);
         let (ids, rest): (Vec<String>, Vec<(String, Split)>) =
             records.into_iter().map(|(id, c, sp)| (id, (c, sp))).unzip();
-        let (categories, splits) = rest.into_iter().unzip();
+        let (categories, splits): (Vec<String>, Vec<Split>) = rest.into_iter().unzip();
+        let mut names: HashMap<&str, u32> = HashMap::new();
+        let category_codes = categories
+            .iter()
+            .map(|c| {
+                let next = names.len() as u32;
+                *names.entry(c.as_str()).or_insert(next)
+            })
+            .collect();
         Ok(Dataset {
             image_size,
             ids,
@@ -206,7 +396,42 @@ impl Dataset {
             images,
             train,
             val,
+            attributes: None,
+            category_codes,
         })
+    }
+
+    /// Adds each image's attribute values (one row an image, in image order). Every pair's wish
+    /// becomes the target's values where they differ from the candidate's.
+    pub fn with_attributes(mut self, table: AttributeTable) -> Result<Dataset> {
+        if table.rows() != self.len() || table.columns.is_empty() {
+            return Err(ModelError::Data(format!(
+                "attribute rows for {} images and {} columns, the data has {} images",
+                table.rows(),
+                table.columns.len(),
+                self.len()
+            )));
+        }
+        for p in self.train.iter_mut().chain(self.val.iter_mut()) {
+            p.wish = (0..table.columns.len())
+                .filter_map(|c| {
+                    let (a, b) = (table.code(p.candidate, c), table.code(p.target, c));
+                    (a != b && b != UNKNOWN).then_some((c, b))
+                })
+                .collect();
+        }
+        self.attributes = Some(table);
+        Ok(self)
+    }
+
+    /// Whether `image` honours `wish`: it has every asked value, and the category of `reference`
+    /// when there is one.
+    pub fn honours(&self, image: usize, wish: &[(usize, u32)], reference: Option<usize>) -> bool {
+        let Some(t) = &self.attributes else {
+            return false;
+        };
+        reference.is_none_or(|r| self.category_codes[r] == self.category_codes[image])
+            && t.honours(image, wish)
     }
 
     pub fn len(&self) -> usize {

@@ -228,3 +228,376 @@ pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<Eva
         methods,
     })
 }
+
+// ---- search quality as a shopper sees it ----------------------------------------------------
+
+/// Results a query's page shows, whose wish precision is measured.
+pub const PAGE: usize = 10;
+
+/// How the headline queries are drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WishEvalConfig {
+    /// Reference products per category (validation images where the data has a split).
+    pub references_per_category: usize,
+    /// Phrasings of each headline wish.
+    pub phrasings: usize,
+}
+
+impl Default for WishEvalConfig {
+    fn default() -> Self {
+        WishEvalConfig {
+            references_per_category: 4,
+            phrasings: 2,
+        }
+    }
+}
+
+/// One headline wish's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct WishRow {
+    /// The values asked for, "colour=black, material=leather".
+    pub asked: String,
+    /// The first phrasing.
+    pub text: String,
+    /// Wish precision@10 of the GAN from a reference image, of the composition, and text only
+    /// (the GAN without a reference).
+    pub gan: f64,
+    pub composition: f64,
+    pub text_only: f64,
+    /// Share of the GAN's images (with a reference) that show the asked colour; None when the
+    /// wish asks no colour.
+    pub colour_fidelity: Option<f64>,
+}
+
+/// Search quality as a shopper judges it, on the fixed headline queries: every colour, material
+/// and pattern, and two-attribute wishes, from references of each category, in several
+/// phrasings, ranked over the whole catalog.
+#[derive(Clone, Debug, Serialize)]
+pub struct WishReport {
+    pub gallery: usize,
+    pub queries_with_image: usize,
+    pub queries_text_only: usize,
+    /// Wish precision@10 by method: the mean share of a page that has every value the wish asks
+    /// for and the reference's category (text only: every asked value).
+    pub precision: Vec<(Method, f64)>,
+    /// Share of synthesized images whose garment colour (read from the pixels) is the asked
+    /// colour, with a reference and text only.
+    pub colour_fidelity: Option<f64>,
+    pub colour_fidelity_text_only: Option<f64>,
+    /// The same colour reading on the catalog's own images: how far the reading can be trusted.
+    pub colour_reading_on_catalog: Option<f64>,
+    pub wishes: Vec<WishRow>,
+}
+
+impl WishReport {
+    pub fn precision(&self, method: Method) -> Option<f64> {
+        self.precision
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, p)| *p)
+    }
+
+    /// Markdown tables: the summary, then each wish.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{} queries with a reference image, {} text only, ranked over {} products\n\n\
+             | method | wish precision@{PAGE} |\n| --- | ---: |\n",
+            self.queries_with_image, self.queries_text_only, self.gallery
+        );
+        for (m, p) in &self.precision {
+            s.push_str(&format!("| {} | {p:.3} |\n", m.name()));
+        }
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        s.push_str(&format!(
+            "\ncolour fidelity of the synthesized images: {} with a reference, {} text only \
+             (the same reading on the catalog's own images: {})\n\n",
+            f(self.colour_fidelity),
+            f(self.colour_fidelity_text_only),
+            f(self.colour_reading_on_catalog)
+        ));
+        s.push_str(
+            "| wish | asks | GAN | composition | text only | colour fidelity |\n\
+             | --- | --- | ---: | ---: | ---: | ---: |\n",
+        );
+        for w in &self.wishes {
+            s.push_str(&format!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {} |\n",
+                w.text,
+                w.asked,
+                w.gan,
+                w.composition,
+                w.text_only,
+                f(w.colour_fidelity)
+            ));
+        }
+        s
+    }
+}
+
+/// One query of the headline set.
+struct WishQuery {
+    wish: usize,
+    reference: Option<usize>,
+    words: Vec<String>,
+}
+
+/// Evenly spread reference products of each category (validation images where there are any).
+fn references(data: &Dataset, per_category: usize) -> Vec<usize> {
+    let mut cats: Vec<&String> = data.categories.iter().collect();
+    cats.sort();
+    cats.dedup();
+    let mut out = Vec::new();
+    for cat in cats {
+        let of = |split: Option<Split>| -> Vec<usize> {
+            (0..data.len())
+                .filter(|&i| {
+                    &data.categories[i] == cat && split.is_none_or(|s| data.splits[i] == s)
+                })
+                .collect()
+        };
+        let mut pool = of(Some(Split::Val));
+        if pool.is_empty() {
+            pool = of(None);
+        }
+        let k = per_category.min(pool.len());
+        out.extend((0..k).map(|j| pool[j * pool.len() / k]));
+    }
+    out
+}
+
+fn to_image(chw: &[f32], size: usize) -> Result<image::RgbImage> {
+    synthsearch_data::image_io::from_chw(chw, size as u32)
+        .map_err(|e| crate::error::ModelError::Data(e.to_string()))
+}
+
+/// Wish precision@10 and image fidelity on the headline queries; `None` when the data has no
+/// attribute values to check a wish against.
+pub fn evaluate_wishes(
+    model: &Model,
+    data: &Dataset,
+    cfg: &WishEvalConfig,
+) -> Result<Option<WishReport>> {
+    let Some(table) = &data.attributes else {
+        return Ok(None);
+    };
+    let wishes =
+        synthsearch_data::wishes::headline_wishes(&table.columns, &table.values, cfg.phrasings);
+    // The asked values as codes; a wish whose value no product has is left out.
+    let asked: Vec<Option<Vec<(usize, u32)>>> = wishes
+        .iter()
+        .map(|w| {
+            w.asked
+                .iter()
+                .map(|(c, v)| table.code_of(*c, v).map(|code| (*c, code)))
+                .collect()
+        })
+        .collect();
+    let refs = references(data, cfg.references_per_category.max(1));
+    let mut queries = Vec::new();
+    for (w, wish) in wishes.iter().enumerate() {
+        if asked[w].is_none() {
+            continue;
+        }
+        for text in &wish.texts {
+            let words = crate::text::words(text);
+            queries.push(WishQuery {
+                wish: w,
+                reference: None,
+                words: words.clone(),
+            });
+            for &r in &refs {
+                queries.push(WishQuery {
+                    wish: w,
+                    reference: Some(r),
+                    words: words.clone(),
+                });
+            }
+        }
+    }
+    let dev = model.device();
+    let all: Vec<usize> = (0..data.len()).collect();
+    let gallery = embed(model, data, &all)?;
+    let d = model.embed_dim();
+    let flat: Vec<f32> = gallery.iter().flatten().copied().collect();
+    let g = Tensor::from_slice(&flat)
+        .view([data.len() as i64, d as i64])
+        .to_device(dev);
+
+    // The colour column and its named colours, for fidelity.
+    let colour_col = table.columns.iter().position(|c| {
+        synthsearch_data::wishes::kind_of(c) == Some(synthsearch_data::AttributeKind::Colour)
+    });
+    let palette: Vec<synthsearch_data::Colour> = colour_col
+        .map(|c| {
+            table.values[c]
+                .iter()
+                .filter_map(|v| synthsearch_data::Colour::parse(v).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let asked_colour = |w: usize| -> Option<synthsearch_data::Colour> {
+        let c = colour_col?;
+        let (_, code) = asked[w].as_ref()?.iter().find(|(col, _)| *col == c)?;
+        synthsearch_data::Colour::parse(&table.values[c][*code as usize]).ok()
+    };
+
+    let methods_image = [Method::ImageOnly, Method::Composition, Method::Gan];
+    let methods_text = [Method::TextOnly, Method::GanTextOnly];
+    // Per method: (sum of precision, count); per wish and method likewise; fidelity counts.
+    let mut sums: Vec<(Method, f64, usize)> = methods_image
+        .iter()
+        .chain(&methods_text)
+        .map(|&m| (m, 0.0, 0))
+        .collect();
+    let mut per_wish = vec![[(0.0f64, 0usize); 3]; wishes.len()];
+    let mut fidelity = vec![(0usize, 0usize); wishes.len()];
+    let mut fidelity_text = (0usize, 0usize);
+    let s = model.image_size();
+    for chunk in queries.chunks(128) {
+        let b = chunk.len() as i64;
+        let with_image: Vec<bool> = chunk.iter().map(|q| q.reference.is_some()).collect();
+        let ref_idx: Vec<usize> = chunk.iter().map(|q| q.reference.unwrap_or(0)).collect();
+        let es = g.index_select(
+            0,
+            &Tensor::from_slice(&ref_idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                .to_device(dev),
+        );
+        let hasv: Vec<f32> = with_image
+            .iter()
+            .map(|&h| if h { 1.0 } else { 0.0 })
+            .collect();
+        let has = Tensor::from_slice(&hasv).view([b, 1]).to_device(dev);
+        let es = &es * &has;
+        let px = data.batch(&ref_idx).to_device(dev) * has.view([b, 1, 1, 1]);
+        let texts: Vec<Vec<String>> = chunk.iter().map(|q| q.words.clone()).collect();
+        let (composed, gan_img, gan_emb) = tch::no_grad(|| -> Result<(Tensor, Tensor, Tensor)> {
+            let c = model.compose_tensor(&es, &has, &texts);
+            let (img, emb) = model.generate_tensor(
+                &es,
+                &has,
+                Some(&px),
+                &texts,
+                &model.noise(chunk.len(), None),
+            )?;
+            Ok((c, img, emb))
+        })?;
+        let images = Vec::<f32>::try_from(&gan_img.to_device(Device::Cpu).flatten(0, -1))?;
+        for (m, sum, count) in sums.iter_mut() {
+            let q = match m {
+                Method::ImageOnly => es.shallow_clone(),
+                Method::Composition | Method::TextOnly => composed.shallow_clone(),
+                _ => gan_emb.shallow_clone(),
+            };
+            let scores = q.mm(&g.tr());
+            // A page never shows the reference itself.
+            for (row, qq) in chunk.iter().enumerate() {
+                if let Some(r) = qq.reference {
+                    let _ = scores
+                        .get(row as i64)
+                        .get(r as i64)
+                        .fill_(f64::NEG_INFINITY);
+                }
+            }
+            let (_, top) = scores.topk(PAGE as i64, -1, true, true);
+            let top = Vec::<i64>::try_from(&top.to_device(Device::Cpu).flatten(0, -1))?;
+            for (row, qq) in chunk.iter().enumerate() {
+                let image_method = methods_image.contains(m);
+                if image_method != qq.reference.is_some() {
+                    continue;
+                }
+                let Some(want) = &asked[qq.wish] else {
+                    continue;
+                };
+                let honoured = top[row * PAGE..(row + 1) * PAGE]
+                    .iter()
+                    .filter(|&&i| data.honours(i as usize, want, qq.reference))
+                    .count();
+                let p = honoured as f64 / PAGE as f64;
+                *sum += p;
+                *count += 1;
+                let slot = match m {
+                    Method::Gan => Some(0),
+                    Method::Composition => Some(1),
+                    Method::GanTextOnly => Some(2),
+                    _ => None,
+                };
+                if let Some(k) = slot {
+                    per_wish[qq.wish][k].0 += p;
+                    per_wish[qq.wish][k].1 += 1;
+                }
+            }
+        }
+        let per = 3 * s * s;
+        for (row, qq) in chunk.iter().enumerate() {
+            let Some(colour) = asked_colour(qq.wish) else {
+                continue;
+            };
+            let img = to_image(&images[row * per..(row + 1) * per], s)?;
+            let ok = synthsearch_data::measure::garment_colour(&img, &palette) == Some(colour);
+            let slot = if qq.reference.is_some() {
+                &mut fidelity[qq.wish]
+            } else {
+                &mut fidelity_text
+            };
+            slot.0 += usize::from(ok);
+            slot.1 += 1;
+        }
+    }
+    let share = |(a, n): (usize, usize)| (n > 0).then(|| a as f64 / n as f64);
+    let total_fidelity = fidelity
+        .iter()
+        .fold((0, 0), |acc, f| (acc.0 + f.0, acc.1 + f.1));
+    // The reading on up to 2,000 catalog images, evenly spread.
+    let reading = match colour_col {
+        Some(c) if !palette.is_empty() => {
+            let step = data.len().div_ceil(2000).max(1);
+            let mut hits = (0, 0);
+            for i in (0..data.len()).step_by(step) {
+                let Some(truth) = table
+                    .value(i, c)
+                    .and_then(|v| synthsearch_data::Colour::parse(v).ok())
+                else {
+                    continue;
+                };
+                let chw = Vec::<f32>::try_from(&data.batch(&[i]).flatten(0, -1))?;
+                let seen = synthsearch_data::measure::garment_colour(&to_image(&chw, s)?, &palette);
+                hits.0 += usize::from(seen == Some(truth));
+                hits.1 += 1;
+            }
+            share(hits)
+        }
+        _ => None,
+    };
+    let mean = |(a, n): (f64, usize)| if n > 0 { a / n as f64 } else { 0.0 };
+    let rows = wishes
+        .iter()
+        .enumerate()
+        .filter(|(w, _)| asked[*w].is_some())
+        .map(|(w, wish)| WishRow {
+            asked: wish
+                .asked
+                .iter()
+                .map(|(c, v)| format!("{}={v}", table.columns[*c]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            text: wish.texts.first().cloned().unwrap_or_default(),
+            gan: mean(per_wish[w][0]),
+            composition: mean(per_wish[w][1]),
+            text_only: mean(per_wish[w][2]),
+            colour_fidelity: share(fidelity[w]),
+        })
+        .collect();
+    Ok(Some(WishReport {
+        gallery: data.len(),
+        queries_with_image: queries.iter().filter(|q| q.reference.is_some()).count(),
+        queries_text_only: queries.iter().filter(|q| q.reference.is_none()).count(),
+        precision: sums
+            .into_iter()
+            .map(|(m, sum, n)| (m, if n > 0 { sum / n as f64 } else { 0.0 }))
+            .collect(),
+        colour_fidelity: share(total_fidelity),
+        colour_fidelity_text_only: share(fidelity_text),
+        colour_reading_on_catalog: reading,
+        wishes: rows,
+    }))
+}

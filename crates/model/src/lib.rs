@@ -16,9 +16,9 @@ pub mod text;
 pub mod train;
 
 pub use config::{EncoderConfig, EncoderKind, GanLoss, GeneratorConfig, TextConfig, TrainConfig};
-pub use dataset::Dataset;
+pub use dataset::{AttributeTable, Dataset, pairs_from_attributes};
 pub use error::{ModelError, Result};
-pub use eval::{EvalReport, Method, evaluate};
+pub use eval::{EvalReport, Method, WishEvalConfig, WishReport, evaluate, evaluate_wishes};
 pub use model::{Generated, Model, ModelInit, Reference};
 pub use text::WordVectors;
 pub use train::{Stage, StepReport, Trainer};

@@ -239,8 +239,9 @@ impl Trainer {
         })
     }
 
-    /// Distinct training pairs, a caption variant each, and the image-condition mask.
-    fn sample(&self, rng: &mut SplitMix64) -> (Vec<PairRef>, Vec<Vec<String>>, Tensor) {
+    /// Distinct training pairs, a caption variant each, and the image-condition mask (as a
+    /// tensor and as values).
+    fn sample(&self, rng: &mut SplitMix64) -> (Vec<PairRef>, Vec<Vec<String>>, Tensor, Vec<f32>) {
         let n = self.data.train.len();
         let b = self.cfg.batch_size;
         let mut chosen = Vec::with_capacity(b);
@@ -259,17 +260,49 @@ impl Trainer {
                 _ => p.joined(),
             })
             .collect();
-        let has = self.keep_mask(rng, b, self.cfg.text_only_prob, &[b as i64, 1]);
-        (chosen, texts, has)
+        let (has, has_values) = self.keep_mask(rng, b, self.cfg.text_only_prob, &[b as i64, 1]);
+        (chosen, texts, has, has_values)
     }
 
-    /// `n` draws of 0 (with probability `drop_prob`) or 1, shaped for broadcasting.
-    fn keep_mask(&self, rng: &mut SplitMix64, n: usize, drop_prob: f64, shape: &[i64]) -> Tensor {
+    /// `n` draws of 0 (with probability `drop_prob`) or 1, shaped for broadcasting, and as values.
+    fn keep_mask(
+        &self,
+        rng: &mut SplitMix64,
+        n: usize,
+        drop_prob: f64,
+        shape: &[i64],
+    ) -> (Tensor, Vec<f32>) {
         let keep: Vec<f32> = (0..n)
             .map(|_| if rng.unit() < drop_prob { 0.0 } else { 1.0 })
             .collect();
-        Tensor::from_slice(&keep)
+        let t = Tensor::from_slice(&keep)
             .view(shape)
+            .to_device(self.model.device());
+        (t, keep)
+    }
+
+    /// Whether this run trains the wish loss: it is on and the data has attribute values.
+    fn wish_loss_on(&self) -> bool {
+        self.cfg.wish_weight > 0.0 && self.data.attributes.is_some()
+    }
+
+    /// `[B, K]` mask of the wish loss's positives: key `keys[k]` is one for pair `b` when it
+    /// honours the pair's wish (in the candidate's category, unless the sample is text-only),
+    /// and the pair's own target always is.
+    fn wish_positives(&self, pairs: &[PairRef], has: &[f32], keys: &[usize]) -> Tensor {
+        let mut mask = vec![0f32; pairs.len() * keys.len()];
+        for (b, p) in pairs.iter().enumerate() {
+            let reference = (has[b] > 0.0).then_some(p.candidate);
+            let row = &mut mask[b * keys.len()..(b + 1) * keys.len()];
+            for (m, &k) in row.iter_mut().zip(keys) {
+                if k == p.target || (!p.wish.is_empty() && self.data.honours(k, &p.wish, reference))
+                {
+                    *m = 1.0;
+                }
+            }
+        }
+        Tensor::from_slice(&mask)
+            .view([pairs.len() as i64, keys.len() as i64])
             .to_device(self.model.device())
     }
 
@@ -279,9 +312,16 @@ impl Trainer {
     }
 
     fn encoder_step(&mut self, rng: &mut SplitMix64) -> Result<Vec<(&'static str, f64)>> {
-        let (pairs, texts, has) = self.sample(rng);
+        let (pairs, texts, has, has_values) = self.sample(rng);
         let src = self.gather(&self.images, pairs.iter().map(|p| p.candidate));
-        let tgt = self.gather(&self.images, pairs.iter().map(|p| p.target));
+        // Keys: the batch's targets, then (for the wish loss) random catalog images.
+        let mut keys: Vec<usize> = pairs.iter().map(|p| p.target).collect();
+        let wish_on = self.wish_loss_on();
+        if wish_on {
+            let n = self.data.len();
+            keys.extend((0..self.cfg.wish_keys).map(|_| rng.below(n)));
+        }
+        let tgt = self.gather(&self.images, keys.iter().copied());
         let m = &self.model;
         let script = matches!(m.image, crate::nets::ImageEncoder::Script(_));
         let encode = |x: &Tensor| -> Result<Tensor> {
@@ -297,17 +337,22 @@ impl Trainer {
         let q = m.composer.forward(&es, &has, &t);
         let logits = q.mm(&et.tr()) / self.cfg.temperature;
         let labels = Tensor::arange(pairs.len() as i64, (Kind::Int64, m.device()));
-        let loss = logits
+        let contrastive = logits
             .f_log_softmax(-1, Kind::Float)?
             .f_nll_loss::<Tensor>(&labels, None, Reduction::Mean, -100)?;
         let acc = logits.accuracy_for_logits(&labels).double_value(&[]);
+        let mut losses = vec![("contrastive", contrastive.double_value(&[]))];
+        let mut loss = contrastive;
+        if wish_on {
+            let wish = multi_positive(&logits, &self.wish_positives(&pairs, &has_values, &keys))?;
+            losses.push(("wish", wish.double_value(&[])));
+            loss = loss + wish * self.cfg.wish_weight;
+        }
         self.opt_enc.zero_grad();
         loss.f_backward()?;
         self.opt_enc.step();
-        Ok(vec![
-            ("contrastive", loss.double_value(&[])),
-            ("batch_accuracy", acc),
-        ])
+        losses.push(("batch_accuracy", acc));
+        Ok(losses)
     }
 
     fn ensure_embeddings(&mut self) -> Result<()> {
@@ -331,7 +376,7 @@ impl Trainer {
 
     fn gan_step(&mut self, rng: &mut SplitMix64) -> Result<Vec<(&'static str, f64)>> {
         self.ensure_embeddings()?;
-        let (pairs, texts, has) = self.sample(rng);
+        let (pairs, texts, has, has_values) = self.sample(rng);
         let emb = self.embeddings.as_ref().expect("computed above");
         let es = self.gather(emb, pairs.iter().map(|p| p.candidate));
         let et = self.gather(emb, pairs.iter().map(|p| p.target));
@@ -339,7 +384,7 @@ impl Trainer {
         // Source pixels, dropped for text-only samples and for some others, so that generation
         // from a stored embedding (no pixels) works too.
         let n = pairs.len();
-        let keep = self.keep_mask(rng, n, self.cfg.pixel_drop_prob, &[n as i64, 1, 1, 1]);
+        let (keep, _) = self.keep_mask(rng, n, self.cfg.pixel_drop_prob, &[n as i64, 1, 1, 1]);
         let px = self.gather(&self.images, pairs.iter().map(|p| p.candidate))
             * keep
             * has.view([-1, 1, 1, 1]);
@@ -451,6 +496,17 @@ impl Trainer {
         if cfg.feature_weight > 0.0 {
             loss = &loss + &feature * cfg.feature_weight;
         }
+        // The wish loss against the whole frozen catalog: every product with what the wish asks
+        // for is a positive.
+        let wish = if self.wish_loss_on() {
+            let all: Vec<usize> = (0..self.data.len()).collect();
+            let mask = self.wish_positives(&pairs, &has_values, &all);
+            let w = multi_positive(&(ea.mm(&emb.tr()) / cfg.temperature), &mask)?;
+            loss = &loss + &w * cfg.wish_weight;
+            Some(w.double_value(&[]))
+        } else {
+            None
+        };
         self.opt_gen.zero_grad();
         loss.f_backward()?;
         self.opt_gen.step();
@@ -464,8 +520,21 @@ impl Trainer {
             ("l1", l1.double_value(&[])),
             ("contrastive", contrastive.double_value(&[])),
             ("feature", feature.double_value(&[])),
-        ])
+        ]
+        .into_iter()
+        .chain(wish.map(|w| ("wish", w)))
+        .collect())
     }
+}
+
+/// Multi-positive contrastive loss: minus the log of the softmax mass on each row's positives,
+/// averaged over rows. Every row must have a positive.
+fn multi_positive(logits: &Tensor, positives: &Tensor) -> Result<Tensor> {
+    let logp = logits.f_log_softmax(-1, Kind::Float)?;
+    let on_positives = logp.f_masked_fill(&positives.f_eq(0.0)?, f64::NEG_INFINITY)?;
+    Ok(-on_positives
+        .f_logsumexp([-1i64].as_slice(), false)?
+        .f_mean(Kind::Float)?)
 }
 
 /// Runs `steps` steps (or to the end) and returns the reports (tests and small tools).

@@ -11,7 +11,7 @@ use synthsearch_data::{CatalogConfig, generate as generate_catalog, write_fashio
 use synthsearch_model::config::{EncoderKind, GanLoss};
 use synthsearch_model::{
     Dataset, EncoderConfig, GeneratorConfig, Model, ModelInit, Reference, TrainConfig, Trainer,
-    WordVectors, evaluate,
+    WishEvalConfig, WordVectors, evaluate, evaluate_wishes,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -109,6 +109,20 @@ struct DataArgs {
     /// Share of the generated products held out for validation (the rest trains).
     #[arg(long, default_value_t = 0.3)]
     val_share: f32,
+    /// Train on the generated catalog's own pairs, or on pairs formed from its attribute values
+    /// (products of one category that differ in one or two attributes), as from a shop's
+    /// attribute columns.
+    #[arg(long, value_enum, default_value_t = PairsArg::Catalog)]
+    pairs: PairsArg,
+    /// With --pairs attributes: at most this many pairs.
+    #[arg(long, default_value_t = synthsearch_data::wishes::PairPlan::default().max_pairs)]
+    max_pairs: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PairsArg {
+    Catalog,
+    Attributes,
 }
 
 #[derive(Args)]
@@ -178,6 +192,13 @@ struct TrainArgs {
     /// Weight of the perceptual loss (encoder activation maps of generated vs target image).
     #[arg(long, default_value_t = TrainConfig::default().feature_weight)]
     feature_weight: f64,
+    /// Weight of the wish loss (every product with the asked values is a positive; needs data
+    /// with attributes).
+    #[arg(long, default_value_t = TrainConfig::default().wish_weight)]
+    wish_weight: f64,
+    /// Stage 1: random images added to the batch's targets as keys of the wish loss.
+    #[arg(long, default_value_t = TrainConfig::default().wish_keys)]
+    wish_keys: usize,
     #[arg(long, default_value_t = TrainConfig::default().text_only_prob)]
     text_only_prob: f64,
     /// Share of the other GAN samples trained without source pixels (from the embedding alone).
@@ -275,7 +296,7 @@ fn run(cli: Cli) -> AnyResult<()> {
                 t.elapsed().as_secs_f64(),
                 r.table()
             );
-            Ok(())
+            print_wishes(&m, &d)
         }
         Cmd::Generate {
             model,
@@ -320,7 +341,18 @@ fn load_data(a: &DataArgs, size: usize) -> AnyResult<Dataset> {
                 split_shares: [1.0 - a.val_share, a.val_share, 0.0],
                 ..CatalogConfig::default()
             });
-            Dataset::from_catalog(&cat, size)?
+            match a.pairs {
+                PairsArg::Catalog => Dataset::from_catalog(&cat, size)?,
+                PairsArg::Attributes => Dataset::from_catalog_attributes(
+                    &cat,
+                    size,
+                    &synthsearch_data::wishes::PairPlan {
+                        seed: a.catalog_seed,
+                        max_pairs: a.max_pairs,
+                        ..Default::default()
+                    },
+                )?,
+            }
         }
     };
     eprintln!(
@@ -367,6 +399,8 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         triplet_margin: a.triplet_margin,
         text_only_prob: a.text_only_prob,
         pixel_drop_prob: a.pixel_drop_prob,
+        wish_weight: a.wish_weight,
+        wish_keys: a.wish_keys,
         ..TrainConfig::default()
     };
     let mut trainer = if let Some(p) = &a.resume {
@@ -477,6 +511,19 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         r.mean_gallery,
         r.table()
     );
+    print_wishes(trainer.model(), trainer.data())
+}
+
+/// Search quality as a shopper sees it, when the data has attributes.
+fn print_wishes(m: &Model, d: &Dataset) -> AnyResult<()> {
+    let t = Instant::now();
+    if let Some(w) = evaluate_wishes(m, d, &WishEvalConfig::default())? {
+        println!(
+            "\nHeadline wishes ({:.1} s):\n{}",
+            t.elapsed().as_secs_f64(),
+            w.table()
+        );
+    }
     Ok(())
 }
 
