@@ -93,12 +93,13 @@ pub(crate) fn caption(category: &str, changes: &[Change<'_>], rng: &mut Rng) -> 
     if let (Some(ci), Some(mi)) = (find(AttributeKind::Colour), find(AttributeKind::Material)) {
         let colour = Colour::parse(&changes[ci].after.trim().to_lowercase());
         let material = Material::parse(&changes[mi].after.trim().to_lowercase());
-        if let (Ok(c), Ok(m)) = (colour, material) {
-            if m != Material::Plain && rng.unit() < 0.6 {
-                phrases.push(format!("in {c} {}", material_noun(m)));
-                done[ci] = true;
-                done[mi] = true;
-            }
+        if let (Ok(c), Ok(m)) = (colour, material)
+            && m != Material::Plain
+            && rng.unit() < 0.6
+        {
+            phrases.push(format!("in {c} {}", material_noun(m)));
+            done[ci] = true;
+            done[mi] = true;
         }
     }
     for (c, d) in changes.iter().zip(&done) {
@@ -423,9 +424,12 @@ mod tests {
                 cats[p.candidate], cats[p.target],
                 "pairs stay in a category"
             );
-            for c in 0..4 {
-                let same = values[p.candidate][c] == values[p.target][c];
-                assert_eq!(same, !p.changed.contains(&c), "{p:?}");
+            for (c, (a, b)) in values[p.candidate]
+                .iter()
+                .zip(&values[p.target])
+                .enumerate()
+            {
+                assert_eq!(a == b, !p.changed.contains(&c), "{p:?}");
             }
             assert_ne!(p.captions[0], p.captions[1]);
         }

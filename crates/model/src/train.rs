@@ -346,7 +346,7 @@ impl Trainer {
         if wish_on {
             let wish = multi_positive(&logits, &self.wish_positives(&pairs, &has_values, &keys))?;
             losses.push(("wish", wish.double_value(&[])));
-            loss = loss + wish * self.cfg.wish_weight;
+            loss += wish * self.cfg.wish_weight;
         }
         self.opt_enc.zero_grad();
         loss.f_backward()?;
