@@ -269,6 +269,16 @@ pub struct TrainConfig {
     /// Stage 1: random catalog images added to the batch's targets as keys of the wish loss.
     #[serde(default)]
     pub wish_keys: usize,
+    /// Stage 1: the wish loss also ranks against the whole catalog, embedded without gradients
+    /// and embedded again every this many steps (0: only the batch's keys).
+    #[serde(default)]
+    pub wish_bank_every: u64,
+    /// Stage 1, when the data has attribute values: weight of linear probes that read every
+    /// attribute from an image's embedding, and the wanted product's attributes from the
+    /// composed query, so the space keeps what shoppers ask for (materials and patterns as well
+    /// as colours). The probes help training only and are not part of the model. 0 turns it off.
+    #[serde(default)]
+    pub attribute_weight: f64,
     /// Fraction of samples trained without the image condition (text-only mode).
     pub text_only_prob: f64,
     /// Fraction of the other samples trained without source pixels (embedding reference only).
@@ -300,6 +310,8 @@ impl Default for TrainConfig {
             feature_weight: 2.0,
             wish_weight: 1.0,
             wish_keys: 64,
+            wish_bank_every: 100,
+            attribute_weight: 1.0,
             text_only_prob: 0.1,
             pixel_drop_prob: 0.2,
             temperature: 0.1,
@@ -331,6 +343,7 @@ impl TrainConfig {
             ("contrastive_weight", self.contrastive_weight),
             ("feature_weight", self.feature_weight),
             ("wish_weight", self.wish_weight),
+            ("attribute_weight", self.attribute_weight),
         ] {
             check(v.is_finite() && v >= 0.0, || {
                 format!("{name} must be zero or positive, not {v}")

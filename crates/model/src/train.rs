@@ -14,7 +14,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::checkpoint::TrainerMeta;
 use crate::config::{GanLoss, GeneratorConfig, TrainConfig};
-use crate::dataset::{Dataset, PairRef};
+use crate::dataset::{Dataset, PairRef, UNKNOWN};
 use crate::error::{ModelError, Result};
 use crate::model::Model;
 use crate::optim::Adam;
@@ -57,6 +57,79 @@ pub struct Trainer {
     images: Tensor,
     /// Stage 2: every image's embedding under the frozen encoder.
     embeddings: Option<Tensor>,
+    /// Stage 1: every image's embedding, without gradients, refreshed every `wish_bank_every`
+    /// steps (the wish loss's keys beyond the batch).
+    bank: Option<Tensor>,
+    /// Stage 1: the attribute probes, when the data has attributes and `attribute_weight` > 0.
+    probes: Option<Probes>,
+}
+
+/// Linear probes from the embedding to each attribute column's values, with their optimizer and
+/// every image's value codes (-100 where unknown). Training aids, not part of the model.
+struct Probes {
+    vs: tch::nn::VarStore,
+    layers: Vec<tch::nn::Linear>,
+    opt: Adam,
+    /// `[N, A]` codes.
+    codes: Tensor,
+}
+
+impl Probes {
+    fn new(data: &Dataset, embed_dim: i64, lr: f64, device: Device) -> Option<Probes> {
+        let table = data.attributes.as_ref()?;
+        let vs = tch::nn::VarStore::new(device);
+        let root = vs.root();
+        let layers = table
+            .values
+            .iter()
+            .enumerate()
+            .map(|(a, v)| {
+                tch::nn::linear(
+                    &root / format!("probe{a}"),
+                    embed_dim,
+                    v.len().max(1) as i64,
+                    Default::default(),
+                )
+            })
+            .collect();
+        let codes: Vec<i64> = table
+            .codes
+            .iter()
+            .map(|&c| if c == UNKNOWN { -100 } else { c as i64 })
+            .collect();
+        let codes = Tensor::from_slice(&codes)
+            .view([table.rows() as i64, table.columns.len() as i64])
+            .to_device(device);
+        let opt = Adam::new(named_trainables(&vs), lr, 0.9, 0.999);
+        Some(Probes {
+            vs,
+            layers,
+            opt,
+            codes,
+        })
+    }
+
+    /// Mean cross-entropy of every probe on `emb` against `labels` (`[B, A]`, -100 ignored).
+    fn loss(&self, emb: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let mut parts = Vec::with_capacity(self.layers.len());
+        for (a, layer) in self.layers.iter().enumerate() {
+            let y = labels.select(1, a as i64);
+            if y.ne(-100).any().int64_value(&[]) == 0 {
+                continue;
+            }
+            let logits = tch::nn::Module::forward(layer, emb);
+            parts.push(
+                logits
+                    .f_log_softmax(-1, Kind::Float)?
+                    .f_nll_loss::<Tensor>(&y, None, Reduction::Mean, -100)?,
+            );
+        }
+        Ok(if parts.is_empty() {
+            Tensor::zeros([], (Kind::Float, emb.device()))
+        } else {
+            Tensor::stack(&parts, 0).mean(Kind::Float)
+        })
+    }
 }
 
 fn named_trainables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
@@ -102,6 +175,16 @@ impl Trainer {
             )));
         }
         let images = data.images.to_device(model.device());
+        let probes = if cfg.attribute_weight > 0.0 && cfg.encoder_steps > 0 {
+            Probes::new(
+                &data,
+                model.embed_dim() as i64,
+                cfg.lr_encoder,
+                model.device(),
+            )
+        } else {
+            None
+        };
         let opt_enc = Adam::new(named_trainables(&model.enc_vs), cfg.lr_encoder, 0.9, 0.999);
         let (generator, critic): (Vec<_>, Vec<_>) = named_trainables(&model.gen_vs)
             .into_iter()
@@ -118,6 +201,8 @@ impl Trainer {
             opt_critic,
             images,
             embeddings: None,
+            bank: None,
+            probes,
         })
     }
 
@@ -155,6 +240,23 @@ impl Trainer {
         t.opt_critic
             .load_state(&mut tensors, "opt_critic", meta.adam_steps[2])?;
         t.step = meta.step;
+        if t.step >= t.cfg.encoder_steps {
+            t.probes = None;
+        }
+        // Stage 1's training aids, so the resumed run repeats the uninterrupted one.
+        if let Some(p) = t.probes.as_mut() {
+            for (name, var) in p.vs.variables() {
+                let key = format!("probes/{name}");
+                let src = tensors
+                    .remove(&key)
+                    .ok_or_else(|| ModelError::Mismatch(format!("trainer state lacks {key:?}")))?;
+                tch::no_grad(|| var.shallow_clone().f_copy_(&src))?;
+            }
+            // The probes step with the encoder.
+            p.opt
+                .load_state(&mut tensors, "opt_probes", meta.adam_steps[0])?;
+        }
+        t.bank = tensors.remove("wish_bank");
         Ok(t)
     }
 
@@ -173,6 +275,15 @@ impl Trainer {
         let mut state = self.opt_enc.state("opt_enc");
         state.extend(self.opt_gen.state("opt_gen"));
         state.extend(self.opt_critic.state("opt_critic"));
+        if let Some(p) = &self.probes {
+            state.extend(p.opt.state("opt_probes"));
+            for (name, var) in p.vs.variables() {
+                state.push((format!("probes/{name}"), var));
+            }
+        }
+        if let Some(bank) = &self.bank {
+            state.push(("wish_bank".into(), bank.shallow_clone()));
+        }
         self.model.to_bytes_with(Some(meta), state)
     }
 
@@ -344,23 +455,75 @@ impl Trainer {
         let mut losses = vec![("contrastive", contrastive.double_value(&[]))];
         let mut loss = contrastive;
         if wish_on {
-            let wish = multi_positive(&logits, &self.wish_positives(&pairs, &has_values, &keys))?;
+            let mut all_keys = keys.clone();
+            let mut all_logits = logits.shallow_clone();
+            if let Some(bank) = &self.bank {
+                // The whole catalog as further keys (no gradient through them).
+                all_keys.extend(0..self.data.len());
+                all_logits = Tensor::cat(&[&logits, &(q.mm(&bank.tr()) / self.cfg.temperature)], 1);
+            }
+            let wish = multi_positive(
+                &all_logits,
+                &self.wish_positives(&pairs, &has_values, &all_keys),
+            )?;
             losses.push(("wish", wish.double_value(&[])));
             loss += wish * self.cfg.wish_weight;
         }
+        if let Some(probes) = &self.probes {
+            // Every image's own attributes from its embedding; the wanted product's from the
+            // composed query (text only: just the asked values, the rest is free).
+            let idx = |v: &[usize]| {
+                Tensor::from_slice(&v.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                    .to_device(m.device())
+            };
+            let sources: Vec<usize> = pairs.iter().map(|p| p.candidate).collect();
+            let images_emb = Tensor::cat(&[&es, &et], 0);
+            let image_labels = probes
+                .codes
+                .index_select(0, &idx(&[sources, keys.clone()].concat()));
+            let mut wanted: Vec<i64> = Vec::with_capacity(pairs.len() * probes.layers.len());
+            let codes = self
+                .data
+                .attributes
+                .as_ref()
+                .expect("probes need attributes");
+            for (b, p) in pairs.iter().enumerate() {
+                for a in 0..probes.layers.len() {
+                    let asked = p.wish.iter().any(|&(c, _)| c == a);
+                    let code = codes.code(p.target, a);
+                    wanted.push(if (has_values[b] > 0.0 || asked) && code != UNKNOWN {
+                        code as i64
+                    } else {
+                        -100
+                    });
+                }
+            }
+            let wanted = Tensor::from_slice(&wanted)
+                .view([pairs.len() as i64, probes.layers.len() as i64])
+                .to_device(m.device());
+            let probe = probes.loss(&images_emb, &image_labels)? + probes.loss(&q, &wanted)?;
+            losses.push(("attributes", probe.double_value(&[])));
+            loss += probe * self.cfg.attribute_weight;
+        }
         self.opt_enc.zero_grad();
+        if let Some(p) = self.probes.as_mut() {
+            p.opt.zero_grad();
+        }
         loss.f_backward()?;
         self.opt_enc.step();
+        if let Some(p) = self.probes.as_mut() {
+            p.opt.step();
+        }
+        let every = self.cfg.wish_bank_every;
+        if wish_on && every > 0 && (self.bank.is_none() || (self.step + 1) % every == 0) {
+            self.bank = Some(self.embed_all()?);
+        }
         losses.push(("batch_accuracy", acc));
         Ok(losses)
     }
 
-    fn ensure_embeddings(&mut self) -> Result<()> {
-        if self.embeddings.is_some() {
-            return Ok(());
-        }
-        // Stage 2 never changes the embedding space.
-        self.model.enc_vs.freeze();
+    /// Every image's embedding under the current encoder, without gradients.
+    fn embed_all(&self) -> Result<Tensor> {
         let n = self.images.size()[0];
         let mut parts = Vec::new();
         let mut at = 0;
@@ -370,7 +533,18 @@ impl Trainer {
             parts.push(tch::no_grad(|| self.model.image.forward(&x))?);
             at += len;
         }
-        self.embeddings = Some(Tensor::cat(&parts, 0));
+        Ok(Tensor::cat(&parts, 0))
+    }
+
+    fn ensure_embeddings(&mut self) -> Result<()> {
+        if self.embeddings.is_some() {
+            return Ok(());
+        }
+        // Stage 2 never changes the embedding space.
+        self.model.enc_vs.freeze();
+        self.bank = None;
+        self.probes = None;
+        self.embeddings = Some(self.embed_all()?);
         Ok(())
     }
 

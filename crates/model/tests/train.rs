@@ -97,6 +97,35 @@ fn resume_continues_where_it_left_off() {
         straight.model().generator_version().unwrap().len(),
         resumed.model().generator_version().unwrap().len()
     );
+
+    // Stopped in stage 1: the attribute probes, their optimizer and the wish loss's catalog bank
+    // are saved with the run, so stage 1 resumes exactly too.
+    let mut cfg = common::train_config(6, 2);
+    cfg.wish_bank_every = 2;
+    let data = common::data(200);
+    let mut straight = Trainer::new(common::model(6), cfg.clone(), data.clone()).unwrap();
+    let all = run(&mut straight, 8).unwrap();
+    assert!(
+        all[..6]
+            .iter()
+            .all(|r| r.loss("attributes").is_some() && r.loss("wish").is_some())
+    );
+    let mut first = Trainer::new(common::model(6), cfg, data.clone()).unwrap();
+    run(&mut first, 3).unwrap();
+    let saved = first.save().unwrap();
+    let mut resumed = Trainer::resume(&saved, data, Device::Cpu).unwrap();
+    assert_eq!(resumed.stage(), Stage::Encoder);
+    let rest = run(&mut resumed, 10).unwrap();
+    assert_eq!(rest.len(), 5);
+    for (a, b) in all[3..].iter().zip(&rest) {
+        for ((n, x), (_, y)) in a.losses.iter().zip(&b.losses) {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "{n} at step {}: {x} vs {y}",
+                a.step
+            );
+        }
+    }
 }
 
 #[test]

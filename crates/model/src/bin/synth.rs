@@ -199,6 +199,13 @@ struct TrainArgs {
     /// Stage 1: random images added to the batch's targets as keys of the wish loss.
     #[arg(long, default_value_t = TrainConfig::default().wish_keys)]
     wish_keys: usize,
+    /// Stage 1: rank the wish against the whole catalog, embedded again every this many steps
+    /// (0: the batch's keys only).
+    #[arg(long, default_value_t = TrainConfig::default().wish_bank_every)]
+    wish_bank_every: u64,
+    /// Stage 1: weight of the attribute probes on the embeddings and the composed query.
+    #[arg(long, default_value_t = TrainConfig::default().attribute_weight)]
+    attribute_weight: f64,
     #[arg(long, default_value_t = TrainConfig::default().text_only_prob)]
     text_only_prob: f64,
     /// Share of the other GAN samples trained without source pixels (from the embedding alone).
@@ -401,6 +408,8 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         pixel_drop_prob: a.pixel_drop_prob,
         wish_weight: a.wish_weight,
         wish_keys: a.wish_keys,
+        wish_bank_every: a.wish_bank_every,
+        attribute_weight: a.attribute_weight,
         ..TrainConfig::default()
     };
     let mut trainer = if let Some(p) = &a.resume {
