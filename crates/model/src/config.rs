@@ -308,7 +308,7 @@ impl Default for TrainConfig {
             l1_weight: 5.0,
             contrastive_weight: 1.0,
             feature_weight: 2.0,
-            wish_weight: 1.0,
+            wish_weight: 5.0,
             wish_keys: 64,
             wish_bank_every: 100,
             attribute_weight: 1.0,
