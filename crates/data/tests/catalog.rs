@@ -114,17 +114,7 @@ fn torso_colour(img: &RgbImage) -> [f32; 3] {
 }
 
 fn nearest_colour(rgb: [f32; 3]) -> Colour {
-    let dist = |c: &Colour| {
-        c.rgb()
-            .iter()
-            .zip(rgb)
-            .map(|(&a, b)| (f32::from(a) - b).powi(2))
-            .sum::<f32>()
-    };
-    *Colour::ALL
-        .iter()
-        .min_by(|a, b| dist(a).total_cmp(&dist(b)))
-        .unwrap()
+    synthsearch_data::measure::nearest_colour(rgb, Colour::ALL).expect("a palette")
 }
 
 #[test]
