@@ -11,7 +11,15 @@ ANALYZE demo_products;
 \echo
 \echo 'The mission''s query, as a user writes it:'
 \echo '  SELECT * FROM demo_products ORDER BY synth_distance(img, ''in black leather'') LIMIT 10;'
-EXPLAIN (COSTS OFF) SELECT * FROM demo_products ORDER BY synth_distance(img, 'in black leather') LIMIT 10;
+-- Its plan, with the synthesized query's literal (the embedding it carries) shortened.
+CREATE FUNCTION pg_temp.plan(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+        RETURN NEXT regexp_replace(line, '"embedding":\[[^]]*\]', '"embedding":[...]');
+    END LOOP;
+END $$;
+SELECT pg_temp.plan('SELECT * FROM demo_products ORDER BY synth_distance(img, ''in black leather'') LIMIT 10') AS "QUERY PLAN";
 SELECT id, category, attributes->>'colour' AS colour, attributes->>'material' AS material,
        attributes->>'pattern' AS pattern, attributes->>'sleeve' AS sleeve
 FROM demo_products ORDER BY synth_distance(img, 'in black leather') LIMIT 10;
