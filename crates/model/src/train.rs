@@ -515,7 +515,7 @@ impl Trainer {
             p.opt.step();
         }
         let every = self.cfg.wish_bank_every;
-        if wish_on && every > 0 && (self.bank.is_none() || (self.step + 1) % every == 0) {
+        if wish_on && every > 0 && (self.bank.is_none() || (self.step + 1).is_multiple_of(every)) {
             self.bank = Some(self.embed_all()?);
         }
         losses.push(("batch_accuracy", acc));
