@@ -62,7 +62,11 @@ pub struct Trainer {
     bank: Option<Tensor>,
     /// Stage 1: the attribute probes, when the data has attributes and `attribute_weight` > 0.
     probes: Option<Probes>,
+    /// The wish loss's positives over the whole catalog, by (wish, reference's category).
+    honouring: std::cell::RefCell<HonouringCache>,
 }
+
+type HonouringCache = std::collections::HashMap<(Vec<(usize, u32)>, Option<u32>), Vec<usize>>;
 
 /// Linear probes from the embedding to each attribute column's values, with their optimizer and
 /// every image's value codes (-100 where unknown). Training aids, not part of the model.
@@ -203,6 +207,7 @@ impl Trainer {
             embeddings: None,
             bank: None,
             probes,
+            honouring: Default::default(),
         })
     }
 
@@ -397,23 +402,53 @@ impl Trainer {
         self.cfg.wish_weight > 0.0 && self.data.attributes.is_some()
     }
 
-    /// `[B, K]` mask of the wish loss's positives: key `keys[k]` is one for pair `b` when it
-    /// honours the pair's wish (in the candidate's category, unless the sample is text-only),
-    /// and the pair's own target always is.
-    fn wish_positives(&self, pairs: &[PairRef], has: &[f32], keys: &[usize]) -> Tensor {
-        let mut mask = vec![0f32; pairs.len() * keys.len()];
+    /// `[B, K]` mask of the wish loss's positives over `keys` followed, with `whole_catalog`, by
+    /// every image: a key is one for pair `b` when it honours the pair's wish (in the candidate's
+    /// category, unless the sample is text-only), and the pair's own target always is.
+    fn wish_positives(
+        &self,
+        pairs: &[PairRef],
+        has: &[f32],
+        keys: &[usize],
+        whole_catalog: bool,
+    ) -> Tensor {
+        let n = self.data.len();
+        let width = keys.len() + if whole_catalog { n } else { 0 };
+        let mut mask = vec![0f32; pairs.len() * width];
+        let mut honouring = self.honouring.borrow_mut();
         for (b, p) in pairs.iter().enumerate() {
             let reference = (has[b] > 0.0).then_some(p.candidate);
-            let row = &mut mask[b * keys.len()..(b + 1) * keys.len()];
-            for (m, &k) in row.iter_mut().zip(keys) {
+            let row = &mut mask[b * width..(b + 1) * width];
+            let (batch, catalog) = row.split_at_mut(keys.len());
+            for (m, &k) in batch.iter_mut().zip(keys) {
                 if k == p.target || (!p.wish.is_empty() && self.data.honours(k, &p.wish, reference))
                 {
                     *m = 1.0;
                 }
             }
+            if !whole_catalog {
+                continue;
+            }
+            catalog[p.target] = 1.0;
+            if p.wish.is_empty() {
+                continue;
+            }
+            // The images that honour a wish depend only on the wish and the category: found once
+            // per distinct one, not once a step.
+            let category = reference.map(|r| self.data.category_codes[r]);
+            let found = honouring
+                .entry((p.wish.clone(), category))
+                .or_insert_with(|| {
+                    (0..n)
+                        .filter(|&i| self.data.honours(i, &p.wish, reference))
+                        .collect()
+                });
+            for &i in found.iter() {
+                catalog[i] = 1.0;
+            }
         }
         Tensor::from_slice(&mask)
-            .view([pairs.len() as i64, keys.len() as i64])
+            .view([pairs.len() as i64, width as i64])
             .to_device(self.model.device())
     }
 
@@ -455,16 +490,14 @@ impl Trainer {
         let mut losses = vec![("contrastive", contrastive.double_value(&[]))];
         let mut loss = contrastive;
         if wish_on {
-            let mut all_keys = keys.clone();
             let mut all_logits = logits.shallow_clone();
             if let Some(bank) = &self.bank {
                 // The whole catalog as further keys (no gradient through them).
-                all_keys.extend(0..self.data.len());
                 all_logits = Tensor::cat(&[&logits, &(q.mm(&bank.tr()) / self.cfg.temperature)], 1);
             }
             let wish = multi_positive(
                 &all_logits,
-                &self.wish_positives(&pairs, &has_values, &all_keys),
+                &self.wish_positives(&pairs, &has_values, &keys, self.bank.is_some()),
             )?;
             losses.push(("wish", wish.double_value(&[])));
             loss += wish * self.cfg.wish_weight;
@@ -673,8 +706,7 @@ impl Trainer {
         // The wish loss against the whole frozen catalog: every product with what the wish asks
         // for is a positive.
         let wish = if self.wish_loss_on() {
-            let all: Vec<usize> = (0..self.data.len()).collect();
-            let mask = self.wish_positives(&pairs, &has_values, &all);
+            let mask = self.wish_positives(&pairs, &has_values, &[], true);
             let w = multi_positive(&(ea.mm(&emb.tr()) / cfg.temperature), &mask)?;
             loss = &loss + &w * cfg.wish_weight;
             Some(w.double_value(&[]))
