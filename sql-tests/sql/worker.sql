@@ -65,7 +65,7 @@ SELECT synth_train('regress_catalog', NULL, :'tiny'::jsonb ||
     '{"steps": 12, "name": "regress_attributes", "attributes": ["colour", "material", "pattern", "sleeve"]}') AS job \gset
 SELECT wait_job(:job);
 SELECT j.state, j.error, j.pairs IS NULL AS no_pairs_table, (m.metrics->>'train_pairs')::int > 20 AS formed_pairs,
-       j.losses ? 'wish' AS wish_loss,
+       j.losses ? 'wish' AS wish_loss, j.losses ? 'colour' AS colour_loss,
        j.recall->'wishes'->'precision_at_10' ?& ARRAY['gan', 'composition', 'gan_text_only', 'text_only', 'image_only'] AS wish_precision,
        (j.recall->'wishes'->>'colour_reading_on_catalog')::float > 0.8 AS colour_reading,
        (j.recall->'wishes'->>'colour_fidelity')::float BETWEEN 0 AND 1 AS colour_fidelity

@@ -9,6 +9,9 @@ use crate::error::{ModelError, Result};
 pub const MIN_IMAGE_SIZE: i64 = 16;
 pub const MAX_IMAGE_SIZE: i64 = 256;
 pub const MAX_EMBED_DIM: i64 = 16000;
+/// The colour loss is zero once this share of the pixels that show the wanted colour in the
+/// wanted image show it in the generated one (patterns may sit elsewhere).
+pub const COLOUR_SHARE: f64 = 0.75;
 
 /// Which image encoder produces the stored embeddings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -253,6 +256,11 @@ pub struct TrainConfig {
     /// triplet loss generalized to all negatives; not in the seed, 0 turns it off).
     #[serde(default)]
     pub contrastive_weight: f64,
+    /// The contrastive loss ranks E(G(source, text)) against every image of the catalog (its
+    /// frozen embeddings), not only the batch's targets: what retrieval does. Off in
+    /// configurations written before it existed.
+    #[serde(default)]
+    pub contrastive_catalog: bool,
     /// Stage 2: weight of the perceptual loss, the L1 distance between the frozen CNN encoder's
     /// activation maps of the generated image and of the target (no effect with a TorchScript
     /// encoder).
@@ -279,6 +287,14 @@ pub struct TrainConfig {
     /// as colours). The probes help training only and are not part of the model. 0 turns it off.
     #[serde(default)]
     pub attribute_weight: f64,
+    /// Stage 2, when the data has a colour column (`colour` or `color`): weight of the colour
+    /// loss on the generated pixels. Each colour value's prototype is the median garment pixel of
+    /// the catalog's images with that value; each garment pixel of a generated image is read as
+    /// the nearest prototypes (a softmax over distances), and the loss asks that at least
+    /// [`COLOUR_SHARE`] of the garment (where the wanted image has one) reads as the wanted
+    /// product's colour: patterns keep the rest. 0 turns it off.
+    #[serde(default)]
+    pub colour_weight: f64,
     /// Fraction of samples trained without the image condition (text-only mode).
     pub text_only_prob: f64,
     /// Fraction of the other samples trained without source pixels (embedding reference only).
@@ -306,12 +322,14 @@ impl Default for TrainConfig {
             triplet_weight: 1.0,
             triplet_margin: 0.5,
             l1_weight: 5.0,
-            contrastive_weight: 1.0,
+            contrastive_weight: 0.3,
+            contrastive_catalog: true,
             feature_weight: 2.0,
             wish_weight: 5.0,
             wish_keys: 64,
             wish_bank_every: 100,
             attribute_weight: 1.0,
+            colour_weight: 2.0,
             text_only_prob: 0.1,
             pixel_drop_prob: 0.2,
             temperature: 0.1,
@@ -344,6 +362,7 @@ impl TrainConfig {
             ("feature_weight", self.feature_weight),
             ("wish_weight", self.wish_weight),
             ("attribute_weight", self.attribute_weight),
+            ("colour_weight", self.colour_weight),
         ] {
             check(v.is_finite() && v >= 0.0, || {
                 format!("{name} must be zero or positive, not {v}")

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::checkpoint::TrainerMeta;
-use crate::config::{GanLoss, GeneratorConfig, TrainConfig};
+use crate::config::{COLOUR_SHARE, GanLoss, GeneratorConfig, TrainConfig};
 use crate::dataset::{Dataset, PairRef, UNKNOWN};
 use crate::error::{ModelError, Result};
 use crate::model::Model;
@@ -64,6 +64,126 @@ pub struct Trainer {
     probes: Option<Probes>,
     /// The wish loss's positives over the whole catalog, by (wish, reference's category).
     honouring: std::cell::RefCell<HonouringCache>,
+    /// Stage 2: the colour loss's prototypes, when the data has a colour column.
+    colours: Option<ColourPrior>,
+}
+
+/// The colour loss reads a pixel as a softmax over minus its squared distance to each prototype
+/// over this (in the [-1, 1] scale: a spread of about 0.15, 19 levels of 255).
+const COLOUR_TEMPERATURE: f64 = 0.045;
+
+/// The colour loss's reading of pixels: the RGB of every value of the data's colour column that
+/// names a colour the project knows, and each image's value as an index into them.
+struct ColourPrior {
+    /// The attribute column read.
+    column: usize,
+    /// `[K, 3]` prototypes in the images' [-1, 1] scale.
+    protos: Tensor,
+    /// Per image: its colour's prototype, or -1 (unknown value, or not a known colour name).
+    index: Vec<i64>,
+}
+
+impl ColourPrior {
+    fn new(data: &Dataset, device: Device) -> Option<ColourPrior> {
+        let table = data.attributes.as_ref()?;
+        let column = table
+            .columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case("colour") || c.eq_ignore_ascii_case("color"))?;
+        let mut rgb: Vec<f32> = Vec::new();
+        let mut proto_of = vec![-1i64; table.values[column].len()];
+        for (code, v) in table.values[column].iter().enumerate() {
+            if let Ok(c) = synthsearch_data::Colour::parse(v) {
+                proto_of[code] = (rgb.len() / 3) as i64;
+                rgb.extend(c.rgb().map(|u| f32::from(u) / 127.5 - 1.0));
+            }
+        }
+        if rgb.len() < 6 {
+            return None; // fewer than two known colours: nothing to tell apart
+        }
+        let index = (0..data.len())
+            .map(|i| match table.code(i, column) {
+                UNKNOWN => -1,
+                code => proto_of[code as usize],
+            })
+            .collect();
+        let k = (rgb.len() / 3) as i64;
+        Some(ColourPrior {
+            column,
+            protos: Tensor::from_slice(&rgb).view([k, 3]).to_device(device),
+            index,
+        })
+    }
+
+    /// `[B, K, H, W]` squared distance of every pixel to every prototype.
+    fn distances(&self, images: &Tensor) -> Tensor {
+        // |x|^2 - 2 x.p + |p|^2, the dot products as a 1x1 convolution.
+        let k = self.protos.size()[0];
+        let xx = images
+            .square()
+            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+        let xp = images.conv2d(
+            &self.protos.view([k, 3, 1, 1]),
+            None::<Tensor>,
+            [1],
+            [0],
+            [1],
+            1,
+        );
+        let pp = self
+            .protos
+            .square()
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            .view([1, k, 1, 1]);
+        (xx - xp * 2.0 + pp).clamp_min(0.0)
+    }
+
+    /// The colour loss of generated images against their wanted images. Row `b` counts when the
+    /// wanted image's colour is known and the generator could know it: the sample has a
+    /// reference, or its wish asks for a colour. `None` when no row counts.
+    fn loss(
+        &self,
+        fake: &Tensor,
+        real: &Tensor,
+        pairs: &[PairRef],
+        has: &[f32],
+        temperature: f64,
+    ) -> Option<Tensor> {
+        let dev = fake.device();
+        let (mut want, mut rows) = (Vec::new(), Vec::new());
+        for (b, p) in pairs.iter().enumerate() {
+            let c = self.index[p.target];
+            let asks = p.wish.iter().any(|(col, _)| *col == self.column);
+            if c >= 0 && (has[b] > 0.0 || asks) {
+                want.push(c);
+                rows.push(b as i64);
+            }
+        }
+        if rows.is_empty() {
+            return None;
+        }
+        let n = rows.len() as i64;
+        let rows = Tensor::from_slice(&rows).to_device(dev);
+        let want = Tensor::from_slice(&want).to_device(dev);
+        let (fake, real) = (fake.index_select(0, &rows), real.index_select(0, &rows));
+        let (h, w) = (real.size()[2], real.size()[3]);
+        // Where the wanted image shows its colour.
+        let nearest = tch::no_grad(|| self.distances(&real).argmin(1, false));
+        let mask = nearest
+            .eq_tensor(&want.view([n, 1, 1]).expand([n, h, w], false))
+            .to_kind(Kind::Float);
+        let logp = (self.distances(&fake) / -temperature).log_softmax(1, Kind::Float);
+        let p = logp
+            .gather(1, &want.view([n, 1, 1, 1]).expand([n, 1, h, w], false), false)
+            .squeeze_dim(1)
+            .exp();
+        let area = mask.sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Float);
+        let share = (p * &mask).sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Float)
+            / area.clamp_min(1.0);
+        let counted = area.ge(4.0).to_kind(Kind::Float);
+        let per_row = ((share + 1e-6).log() * -1.0 + COLOUR_SHARE.ln()).relu() * &counted;
+        Some(per_row.sum(Kind::Float) / counted.sum(Kind::Float).clamp_min(1.0))
+    }
 }
 
 type HonouringCache = std::collections::HashMap<(Vec<(usize, u32)>, Option<u32>), Vec<usize>>;
@@ -189,6 +309,11 @@ impl Trainer {
         } else {
             None
         };
+        let colours = if cfg.colour_weight > 0.0 {
+            ColourPrior::new(&data, model.device())
+        } else {
+            None
+        };
         let opt_enc = Adam::new(named_trainables(&model.enc_vs), cfg.lr_encoder, 0.9, 0.999);
         let (generator, critic): (Vec<_>, Vec<_>) = named_trainables(&model.gen_vs)
             .into_iter()
@@ -208,6 +333,7 @@ impl Trainer {
             bank: None,
             probes,
             honouring: Default::default(),
+            colours,
         })
     }
 
@@ -689,10 +815,18 @@ impl Trainer {
             .sum(Kind::Float)
             / mask.sum(Kind::Float).clamp_min(1.0);
         let l1 = (&fake - &real).abs().mean(Kind::Float);
-        let labels = Tensor::arange(b, (Kind::Int64, dev));
-        let contrastive = (ea.mm(&et.tr()) / cfg.temperature)
-            .log_softmax(-1, Kind::Float)
-            .nll_loss(&labels);
+        // Against the whole catalog, each target at its own index; or against the batch's targets.
+        let catalog_scores = ea.mm(&emb.tr()) / cfg.temperature;
+        let contrastive = if cfg.contrastive_catalog {
+            let idx: Vec<i64> = pairs.iter().map(|p| p.target as i64).collect();
+            catalog_scores
+                .log_softmax(-1, Kind::Float)
+                .nll_loss(&Tensor::from_slice(&idx).to_device(dev))
+        } else {
+            (ea.mm(&et.tr()) / cfg.temperature)
+                .log_softmax(-1, Kind::Float)
+                .nll_loss(&Tensor::arange(b, (Kind::Int64, dev)))
+        };
         let mut loss = &adv * cfg.adv_weight + &triplet * cfg.triplet_weight;
         if cfg.l1_weight > 0.0 {
             loss = &loss + &l1 * cfg.l1_weight;
@@ -707,12 +841,19 @@ impl Trainer {
         // for is a positive.
         let wish = if self.wish_loss_on() {
             let mask = self.wish_positives(&pairs, &has_values, &[], true);
-            let w = multi_positive(&(ea.mm(&emb.tr()) / cfg.temperature), &mask)?;
+            let w = multi_positive(&catalog_scores, &mask)?;
             loss = &loss + &w * cfg.wish_weight;
             Some(w.double_value(&[]))
         } else {
             None
         };
+        let colour = match &self.colours {
+            Some(prior) => prior.loss(&fake, &real, &pairs, &has_values, COLOUR_TEMPERATURE),
+            None => None,
+        };
+        if let Some(c) = &colour {
+            loss = &loss + c * cfg.colour_weight;
+        }
         self.opt_gen.zero_grad();
         loss.f_backward()?;
         self.opt_gen.step();
@@ -729,6 +870,7 @@ impl Trainer {
         ]
         .into_iter()
         .chain(wish.map(|w| ("wish", w)))
+        .chain(colour.map(|c| ("colour", c.double_value(&[]))))
         .collect())
     }
 }
@@ -759,4 +901,86 @@ pub fn run(trainer: &mut Trainer, steps: u64) -> Result<Vec<StepReport>> {
 pub fn mean_loss(reports: &[StepReport], name: &str) -> f64 {
     let v: Vec<f64> = reports.iter().filter_map(|r| r.loss(name)).collect();
     v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(target: usize) -> PairRef {
+        PairRef {
+            candidate: 0,
+            target,
+            captions: [vec![], vec![]],
+            wish: vec![(0, 1)],
+        }
+    }
+
+    /// `[1, 3, 8, 8]` image of one colour (0..=255 RGB), the left `left` columns of another.
+    fn painted(rgb: [f32; 3], left: i64, other: [f32; 3]) -> Tensor {
+        let img = Tensor::zeros([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+        for (c, (v, o)) in rgb.iter().zip(other).enumerate() {
+            let c = c as i64;
+            let _ = img.get(0).get(c).fill_(f64::from(*v) / 127.5 - 1.0);
+            if left > 0 {
+                let _ = img
+                    .get(0)
+                    .get(c)
+                    .narrow(1, 0, left)
+                    .fill_(f64::from(o) / 127.5 - 1.0);
+            }
+        }
+        img
+    }
+
+    /// The colour loss is zero when the generated garment shows the wanted colour on at least
+    /// the set share of the wanted colour's pixels, grows as it shows less, skips rows the
+    /// generator could not know the colour of, and its gradient moves pixels toward the colour.
+    #[test]
+    fn colour_loss_reads_pixels_as_the_nearest_named_colours() {
+        let (red, black, white) = ([200.0, 30.0, 35.0], [28.0, 28.0, 30.0], [250.0; 3]);
+        let protos: Vec<f32> = [red, black, white]
+            .concat()
+            .iter()
+            .map(|v| v / 127.5 - 1.0)
+            .collect();
+        let prior = ColourPrior {
+            column: 0,
+            protos: Tensor::from_slice(&protos).view([3, 3]),
+            // image 0: red, image 1: of a colour the project does not know
+            index: vec![0, -1],
+        };
+        let real = painted(red, 0, red);
+        let loss = |fake: &Tensor, target: usize, has: f32| {
+            prior
+                .loss(fake, &real, &[pair(target)], &[has], COLOUR_TEMPERATURE)
+                .map(|l| l.double_value(&[]))
+        };
+        let same = loss(&painted(red, 0, red), 0, 1.0).unwrap();
+        assert!(same.abs() < 1e-6, "{same}");
+        // A striped garment: three quarters red is enough, half red is not.
+        assert!(loss(&painted(red, 2, white), 0, 1.0).unwrap() < 1e-3);
+        let half = loss(&painted(red, 4, white), 0, 1.0).unwrap();
+        assert!((half - (COLOUR_SHARE / 0.5).ln()).abs() < 0.02, "{half}");
+        let wrong = loss(&painted(black, 0, black), 0, 1.0).unwrap();
+        assert!(wrong > 5.0, "{wrong}");
+        // Unknown colour, or text only with a wish that does not ask for a colour: no row counts.
+        assert!(loss(&painted(black, 0, black), 1, 1.0).is_none());
+        let mut p = pair(0);
+        p.wish = vec![(1, 0)];
+        assert!(
+            prior
+                .loss(&painted(black, 0, black), &real, &[p], &[0.0], COLOUR_TEMPERATURE)
+                .is_none()
+        );
+        // Its gradient moves a pixel between red and black (nearer black) toward red.
+        let dark = painted([110.0, 29.0, 32.0], 0, red).set_requires_grad(true);
+        let l = prior
+            .loss(&dark, &real, &[pair(0)], &[1.0], COLOUR_TEMPERATURE)
+            .unwrap();
+        assert!(l.double_value(&[]) > 0.0);
+        l.backward();
+        let g = dark.grad().get(0).get(0).mean(Kind::Float).double_value(&[]);
+        assert!(g < 0.0, "red channel gradient {g}: descent should raise it");
+    }
 }

@@ -203,6 +203,13 @@ fn pairs_from_attributes_train_the_wish_and_are_measured() {
         gan.iter()
             .all(|r| r.loss("wish").is_some_and(f64::is_finite))
     );
+    // The data has a colour column: the colour loss reads the generated pixels.
+    assert!(
+        gan.iter()
+            .filter_map(|r| r.loss("colour"))
+            .all(|c| c.is_finite() && c >= 0.0)
+    );
+    assert!(gan.iter().filter(|r| r.loss("colour").is_some()).count() > 10);
 
     let after = evaluate_wishes(t.model(), &data, &wish_cfg)
         .unwrap()

@@ -187,6 +187,9 @@ struct TrainArgs {
     l1_weight: f64,
     #[arg(long, default_value_t = TrainConfig::default().contrastive_weight)]
     contrastive_weight: f64,
+    /// Stage 2: rank E(G) against the batch's targets only, not the whole catalog.
+    #[arg(long)]
+    contrastive_in_batch: bool,
     #[arg(long, default_value_t = TrainConfig::default().triplet_margin)]
     triplet_margin: f64,
     /// Weight of the perceptual loss (encoder activation maps of generated vs target image).
@@ -206,6 +209,9 @@ struct TrainArgs {
     /// Stage 1: weight of the attribute probes on the embeddings and the composed query.
     #[arg(long, default_value_t = TrainConfig::default().attribute_weight)]
     attribute_weight: f64,
+    /// Stage 2: weight of the colour loss on the generated pixels (needs a colour column).
+    #[arg(long, default_value_t = TrainConfig::default().colour_weight)]
+    colour_weight: f64,
     #[arg(long, default_value_t = TrainConfig::default().text_only_prob)]
     text_only_prob: f64,
     /// Share of the other GAN samples trained without source pixels (from the embedding alone).
@@ -402,6 +408,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         triplet_weight: a.triplet_weight,
         l1_weight: a.l1_weight,
         contrastive_weight: a.contrastive_weight,
+        contrastive_catalog: !a.contrastive_in_batch,
         feature_weight: a.feature_weight,
         triplet_margin: a.triplet_margin,
         text_only_prob: a.text_only_prob,
@@ -410,6 +417,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         wish_keys: a.wish_keys,
         wish_bank_every: a.wish_bank_every,
         attribute_weight: a.attribute_weight,
+        colour_weight: a.colour_weight,
         ..TrainConfig::default()
     };
     let mut trainer = if let Some(p) = &a.resume {
