@@ -261,6 +261,12 @@ pub struct TrainConfig {
     /// configurations written before it existed.
     #[serde(default)]
     pub contrastive_catalog: bool,
+    /// Stage 2: weight of ranking the catalog as the composition does: the KL divergence from
+    /// the composed query's softmax over the catalog to E(G)'s (both at `temperature`). The
+    /// composition finds the exact target more often than a young generator; this teaches E(G)
+    /// its whole ranking, not only the target's place. 0 turns it off.
+    #[serde(default)]
+    pub distill_weight: f64,
     /// Stage 2: weight of the perceptual loss, the L1 distance between the frozen CNN encoder's
     /// activation maps of the generated image and of the target (no effect with a TorchScript
     /// encoder).
@@ -324,6 +330,7 @@ impl Default for TrainConfig {
             l1_weight: 5.0,
             contrastive_weight: 0.3,
             contrastive_catalog: true,
+            distill_weight: 1.0,
             feature_weight: 2.0,
             wish_weight: 5.0,
             wish_keys: 64,
@@ -363,6 +370,7 @@ impl TrainConfig {
             ("wish_weight", self.wish_weight),
             ("attribute_weight", self.attribute_weight),
             ("colour_weight", self.colour_weight),
+            ("distill_weight", self.distill_weight),
         ] {
             check(v.is_finite() && v >= 0.0, || {
                 format!("{name} must be zero or positive, not {v}")

@@ -174,7 +174,11 @@ impl ColourPrior {
             .to_kind(Kind::Float);
         let logp = (self.distances(&fake) / -temperature).log_softmax(1, Kind::Float);
         let p = logp
-            .gather(1, &want.view([n, 1, 1, 1]).expand([n, 1, h, w], false), false)
+            .gather(
+                1,
+                &want.view([n, 1, 1, 1]).expand([n, 1, h, w], false),
+                false,
+            )
             .squeeze_dim(1)
             .exp();
         let area = mask.sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Float);
@@ -725,7 +729,8 @@ impl Trainer {
         let cfg = &self.cfg;
         let b = pairs.len() as i64;
         let dev = m.device();
-        let cond = tch::no_grad(|| m.generator_condition(&es, &has, &m.text_features(&texts)));
+        let text_features = tch::no_grad(|| m.text_features(&texts));
+        let cond = tch::no_grad(|| m.generator_condition(&es, &has, &text_features));
 
         let mut critic_loss = 0.0;
         let mut gp_value = 0.0;
@@ -847,6 +852,20 @@ impl Trainer {
         } else {
             None
         };
+        let distill = if cfg.distill_weight > 0.0 {
+            let teacher = tch::no_grad(|| {
+                (m.composer.forward(&es, &has, &text_features).mm(&emb.tr()) / cfg.temperature)
+                    .softmax(-1, Kind::Float)
+            });
+            let student = catalog_scores.log_softmax(-1, Kind::Float);
+            let kl = (&teacher * ((&teacher + 1e-12).log() - student))
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+                .mean(Kind::Float);
+            loss = &loss + &kl * cfg.distill_weight;
+            Some(kl)
+        } else {
+            None
+        };
         let colour = match &self.colours {
             Some(prior) => prior.loss(&fake, &real, &pairs, &has_values, COLOUR_TEMPERATURE),
             None => None,
@@ -871,6 +890,7 @@ impl Trainer {
         .into_iter()
         .chain(wish.map(|w| ("wish", w)))
         .chain(colour.map(|c| ("colour", c.double_value(&[]))))
+        .chain(distill.map(|d| ("distill", d.double_value(&[]))))
         .collect())
     }
 }
@@ -970,7 +990,13 @@ mod tests {
         p.wish = vec![(1, 0)];
         assert!(
             prior
-                .loss(&painted(black, 0, black), &real, &[p], &[0.0], COLOUR_TEMPERATURE)
+                .loss(
+                    &painted(black, 0, black),
+                    &real,
+                    &[p],
+                    &[0.0],
+                    COLOUR_TEMPERATURE
+                )
                 .is_none()
         );
         // Its gradient moves a pixel between red and black (nearer black) toward red.
@@ -980,7 +1006,12 @@ mod tests {
             .unwrap();
         assert!(l.double_value(&[]) > 0.0);
         l.backward();
-        let g = dark.grad().get(0).get(0).mean(Kind::Float).double_value(&[]);
+        let g = dark
+            .grad()
+            .get(0)
+            .get(0)
+            .mean(Kind::Float)
+            .double_value(&[]);
         assert!(g < 0.0, "red channel gradient {g}: descent should raise it");
     }
 }

@@ -203,6 +203,11 @@ fn pairs_from_attributes_train_the_wish_and_are_measured() {
         gan.iter()
             .all(|r| r.loss("wish").is_some_and(f64::is_finite))
     );
+    // E(G) learns the composition's ranking of the catalog.
+    assert!(
+        gan.iter()
+            .all(|r| r.loss("distill").is_some_and(|d| d.is_finite() && d >= 0.0))
+    );
     // The data has a colour column: the colour loss reads the generated pixels.
     assert!(
         gan.iter()

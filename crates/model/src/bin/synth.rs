@@ -209,6 +209,9 @@ struct TrainArgs {
     /// Stage 1: weight of the attribute probes on the embeddings and the composed query.
     #[arg(long, default_value_t = TrainConfig::default().attribute_weight)]
     attribute_weight: f64,
+    /// Stage 2: weight of ranking the catalog as the composed query does (KL divergence).
+    #[arg(long, default_value_t = TrainConfig::default().distill_weight)]
+    distill_weight: f64,
     /// Stage 2: weight of the colour loss on the generated pixels (needs a colour column).
     #[arg(long, default_value_t = TrainConfig::default().colour_weight)]
     colour_weight: f64,
@@ -418,6 +421,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         wish_bank_every: a.wish_bank_every,
         attribute_weight: a.attribute_weight,
         colour_weight: a.colour_weight,
+        distill_weight: a.distill_weight,
         ..TrainConfig::default()
     };
     let mut trainer = if let Some(p) = &a.resume {
