@@ -19,7 +19,7 @@ pub use config::{EncoderConfig, EncoderKind, GanLoss, GeneratorConfig, TextConfi
 pub use dataset::{AttributeTable, Dataset, pairs_from_attributes};
 pub use error::{ModelError, Result};
 pub use eval::{EvalReport, Method, WishEvalConfig, WishReport, evaluate, evaluate_wishes};
-pub use model::{Generated, Model, ModelInit, Reference};
+pub use model::{Generated, MAX_WALK_POINTS, Model, ModelInit, Reference, WalkEnd};
 pub use text::WordVectors;
 pub use train::{Stage, StepReport, Trainer};
 

@@ -33,6 +33,16 @@ pub enum Reference<'a> {
     Embedding(&'a [f32]),
 }
 
+/// One end of a walk ([`Model::walk`]): a reference (or none) and a wish.
+#[derive(Clone, Copy, Debug)]
+pub struct WalkEnd<'a> {
+    pub reference: Reference<'a>,
+    pub text: &'a str,
+}
+
+/// The most points a walk may have.
+pub const MAX_WALK_POINTS: usize = 64;
+
 /// A synthesized query: the image the generator drew and its embedding.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Generated {
@@ -530,6 +540,72 @@ impl Model {
             image: Vec::<f32>::try_from(&img.to_device(Device::Cpu).flatten(0, -1))?,
             embedding: Vec::<f32>::try_from(&emb.to_device(Device::Cpu).flatten(0, -1))?,
         })
+    }
+
+    /// The walk between two queries: the images the generator makes at `points` evenly spaced
+    /// positions (0 to 1) on the straight line between the two queries' generator conditions,
+    /// with the same noise, the source pixels mixed in the same proportion. Two wishes on one
+    /// reference show what the model learned of each; two references under one wish, how it
+    /// carries the wish from one product to another. The ends are the two plain generations.
+    pub fn walk(
+        &self,
+        from: WalkEnd<'_>,
+        to: WalkEnd<'_>,
+        points: usize,
+        seed: Option<u64>,
+    ) -> Result<Vec<(f64, Generated)>> {
+        if !(2..=MAX_WALK_POINTS).contains(&points) {
+            return Err(ModelError::Config(format!(
+                "a walk has 2 to {MAX_WALK_POINTS} points, not {points}"
+            )));
+        }
+        if self.gan_steps == 0 {
+            return Err(ModelError::NoGenerator);
+        }
+        let ends = [from, to]
+            .into_iter()
+            .map(|end| -> Result<(Tensor, Tensor)> {
+                let words = checked_words(end.text)?;
+                let (e, has) = self.reference_embedding(end.reference)?;
+                let cond = tch::no_grad(|| {
+                    self.generator_condition(&e, &has, &self.text_features(&[words]))
+                });
+                Ok((cond, self.reference_pixels(end.reference)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ((c0, p0), (c1, p1)) = (&ends[0], &ends[1]);
+        let steps: Vec<f64> = (0..points)
+            .map(|i| i as f64 / (points - 1) as f64)
+            .collect();
+        let t: Vec<f32> = steps.iter().map(|&t| t as f32).collect();
+        let t = Tensor::from_slice(&t).to_device(self.device);
+        let n = points as i64;
+        let (img, emb) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
+            let tc = t.view([n, 1]);
+            let cond = c0 * (1.0 - &tc) + c1 * &tc;
+            let tp = t.view([n, 1, 1, 1]);
+            let px = p0 * (1.0 - &tp) + p1 * &tp;
+            let z = self.noise(1, seed).expand([n, -1], false);
+            let img = self.generator.forward(&z, &cond, &px);
+            let emb = self.image.forward(&img)?;
+            Ok((img, emb))
+        })?;
+        let img = img.to_device(Device::Cpu);
+        let emb = emb.to_device(Device::Cpu);
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, pos)| {
+                let i = i as i64;
+                Ok((
+                    pos,
+                    Generated {
+                        image: Vec::<f32>::try_from(&img.get(i).flatten(0, -1))?,
+                        embedding: Vec::<f32>::try_from(&emb.get(i).flatten(0, -1))?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Batched generation for evaluation and benchmarks: `e_src [B,D]`, `has [B,1]`, source

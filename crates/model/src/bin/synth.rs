@@ -11,7 +11,7 @@ use synthsearch_data::{CatalogConfig, generate as generate_catalog, write_fashio
 use synthsearch_model::config::{EncoderKind, GanLoss};
 use synthsearch_model::{
     Dataset, EncoderConfig, GeneratorConfig, Model, ModelInit, Reference, TrainConfig, Trainer,
-    WishEvalConfig, WordVectors, evaluate, evaluate_wishes,
+    WalkEnd, WishEvalConfig, WordVectors, evaluate, evaluate_wishes,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -79,6 +79,28 @@ enum Cmd {
         image: Option<PathBuf>,
         #[arg(long)]
         text: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Noise seed (default: zero noise).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// The walk between two queries as one PNG strip: from (--image, --text) to (--to-image, or
+    /// --image again; --to-text, or --text again).
+    Walk {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long)]
+        to_image: Option<PathBuf>,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        to_text: Option<String>,
+        /// Images along the walk, both ends included.
+        #[arg(long, default_value_t = 8)]
+        points: usize,
         #[arg(long)]
         out: PathBuf,
         /// Noise seed (default: zero noise).
@@ -334,6 +356,58 @@ fn run(cli: Cli) -> AnyResult<()> {
                 "wrote {} ({} dims embedding)",
                 out.display(),
                 g.embedding.len()
+            );
+            Ok(())
+        }
+        Cmd::Walk {
+            model,
+            image,
+            to_image,
+            text,
+            to_text,
+            points,
+            out,
+            seed,
+        } => {
+            let m = Model::from_bytes(&read(&model)?, dev)?;
+            let s = m.image_size() as u32;
+            let load = |p: &Option<PathBuf>| -> AnyResult<Option<Vec<f32>>> {
+                match p {
+                    Some(p) => Ok(Some(to_chw(
+                        &decode(&read(p)?, &DecodeLimits::default())?,
+                        s,
+                    ))),
+                    None => Ok(None),
+                }
+            };
+            let (a, b) = (load(&image)?, load(&to_image)?);
+            let b = b.or_else(|| a.clone());
+            let (ra, rb) = (
+                a.as_deref().map_or(Reference::None, Reference::Image),
+                b.as_deref().map_or(Reference::None, Reference::Image),
+            );
+            let to_text = to_text.unwrap_or_else(|| text.clone());
+            let walk = m.walk(
+                WalkEnd {
+                    reference: ra,
+                    text: &text,
+                },
+                WalkEnd {
+                    reference: rb,
+                    text: &to_text,
+                },
+                points,
+                seed,
+            )?;
+            let images = walk
+                .iter()
+                .map(|(_, g)| from_chw(&g.image, s))
+                .collect::<Result<Vec<_>, _>>()?;
+            std::fs::write(&out, grid_png(&images, images.len(), 2)?)?;
+            println!(
+                "wrote {} ({} images, {text:?} to {to_text:?})",
+                out.display(),
+                images.len()
             );
             Ok(())
         }
