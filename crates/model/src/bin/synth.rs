@@ -345,10 +345,7 @@ fn run(cli: Cli) -> AnyResult<()> {
         } => {
             let m = Model::from_bytes(&read(&model)?, dev)?;
             let s = m.image_size() as u32;
-            let chw = match &image {
-                Some(p) => Some(to_chw(&decode(&read(p)?, &DecodeLimits::default())?, s)),
-                None => None,
-            };
+            let chw = read_reference(image.as_deref(), s)?;
             let reference = chw.as_deref().map_or(Reference::None, Reference::Image);
             let g = m.generate(reference, &text, seed)?;
             std::fs::write(&out, chw_to_png(&g.image, s)?)?;
@@ -371,16 +368,8 @@ fn run(cli: Cli) -> AnyResult<()> {
         } => {
             let m = Model::from_bytes(&read(&model)?, dev)?;
             let s = m.image_size() as u32;
-            let load = |p: &Option<PathBuf>| -> AnyResult<Option<Vec<f32>>> {
-                match p {
-                    Some(p) => Ok(Some(to_chw(
-                        &decode(&read(p)?, &DecodeLimits::default())?,
-                        s,
-                    ))),
-                    None => Ok(None),
-                }
-            };
-            let (a, b) = (load(&image)?, load(&to_image)?);
+            let a = read_reference(image.as_deref(), s)?;
+            let b = read_reference(to_image.as_deref(), s)?;
             let b = b.or_else(|| a.clone());
             let (ra, rb) = (
                 a.as_deref().map_or(Reference::None, Reference::Image),
@@ -413,6 +402,12 @@ fn run(cli: Cli) -> AnyResult<()> {
         }
         Cmd::Bench { size, iters, batch } => bench(dev, size, iters, batch),
     }
+}
+
+/// A reference image file decoded to CHW floats at the model's size; `None` without a file.
+fn read_reference(p: Option<&Path>, size: u32) -> AnyResult<Option<Vec<f32>>> {
+    p.map(|p| Ok(to_chw(&decode(&read(p)?, &DecodeLimits::default())?, size)))
+        .transpose()
 }
 
 fn read(p: &Path) -> AnyResult<Vec<u8>> {
