@@ -294,11 +294,11 @@ pub struct TrainConfig {
     #[serde(default)]
     pub attribute_weight: f64,
     /// Stage 2, when the data has a colour column (`colour` or `color`): weight of the colour
-    /// loss on the generated pixels. Each colour value's prototype is the median garment pixel of
-    /// the catalog's images with that value; each garment pixel of a generated image is read as
-    /// the nearest prototypes (a softmax over distances), and the loss asks that at least
-    /// [`COLOUR_SHARE`] of the garment (where the wanted image has one) reads as the wanted
-    /// product's colour: patterns keep the rest. 0 turns it off.
+    /// loss on the generated pixels. Each value that names a colour the project knows has that
+    /// colour's RGB as its prototype; a pixel is read as a softmax over minus its squared distance
+    /// to the prototypes, and the loss asks that at least [`COLOUR_SHARE`] of the pixels where the
+    /// wanted image shows its colour read as that colour in the generated image: patterns keep
+    /// the rest. 0 turns it off.
     #[serde(default)]
     pub colour_weight: f64,
     /// Fraction of samples trained without the image condition (text-only mode).
