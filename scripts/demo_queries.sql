@@ -93,7 +93,8 @@ SELECT '<!doctype html><meta charset="utf-8"><title>synthsearch demo</title><sty
     || '.row{display:flex;gap:8px;align-items:flex-start}.hit{text-align:center;font-size:11px;width:100px}'
     || '.none{width:96px;height:96px;border:1px dashed #ccc;display:flex;align-items:center;justify-content:center;color:#999}'
     || '.q{display:flex;gap:24px;align-items:center;margin:.5em 0}.yes img{border:3px solid #2a2}'
-    || '.no img{border:3px solid #d33}</style>'
+    || '.no img{border:3px solid #d33}'
+    || '.walk img.strip{width:auto;height:96px;border:none}</style>'
     || '<h1>synthsearch: what the engine understood</h1>'
     || format('<p>Model %s (version %s), %s products.</p>',
               (SELECT name FROM synth_models WHERE active), (SELECT version FROM synth_models WHERE active),
@@ -115,4 +116,23 @@ SELECT '<!doctype html><meta charset="utf-8"><title>synthsearch demo</title><sty
                 FROM hits h WHERE h.n = q.n)),
         '' ORDER BY q.n)
 FROM q;
+-- Walking between two wishes (synth_walk_strip), from a reference and text only.
+SELECT '<section><h2>Walking between two wishes</h2><p>The images the generator makes at evenly spaced '
+    || 'points between two queries: a smooth change that keeps the product shows what the model learned '
+    || 'of each wish.</p>'
+    || string_agg(format('<div class="walk"><p>%s</p><img class="strip" src="data:image/png;base64,%s"></div>',
+                         w.title, translate(encode(w.strip, 'base64'), E'\n', '')), '' ORDER BY w.n)
+    || '</section>'
+FROM (
+    SELECT 1 AS n, format('Reference %s, from &ldquo;is solid red&rdquo; to &ldquo;in black leather&rdquo;', d.reference) AS title,
+           synth_walk_strip(p.img, 'is solid red', 'in black leather', 8) AS strip
+    FROM demo_queries d JOIN demo_products p ON p.id = d.reference WHERE d.n = 2
+    UNION ALL
+    SELECT 2, 'Text only, from &ldquo;is solid red&rdquo; to &ldquo;in black leather&rdquo;',
+           synth_walk_strip('is solid red', 'in black leather', 8)) w;
+-- The curves of the job that trained the active model.
+SELECT format('<section><h2>Training</h2><p>Job %s: Recall@10 on a fixed sample of the held-out pairs, '
+              'wish precision@10 and the losses while the model trained (<code>SELECT synth_job_curves(%s)</code> '
+              'draws them for any job).</p>%s</section>', j.job, j.job, synth_job_curves(j.job))
+FROM synth_jobs j WHERE j.model_id = (SELECT id FROM synth_models WHERE active) ORDER BY j.job DESC LIMIT 1;
 \o

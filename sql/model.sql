@@ -111,6 +111,78 @@ CREATE FUNCTION synth_generate(wish text) RETURNS bytea
 CREATE FUNCTION synth_generate(wish text, model text) RETURNS bytea
     AS 'MODULE_PATHNAME', 'synth_generate_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
+-- Walking between two queries: the images the generator makes at evenly spaced points on the
+-- line between two queries' conditions (same noise), from the first query's image to the
+-- second's. Between two wishes on one reference, between two text-only wishes, or between two
+-- references under one wish. synth_walk_images does the work (NULL when a reference, wish or
+-- points is NULL, as a STRICT function would); synth_walk returns each point's image with its
+-- position (0 to 1), synth_walk_strip one PNG of them side by side.
+CREATE FUNCTION synth_walk_images(from_reference bytea, to_reference bytea, from_wish text, to_wish text, points integer, model text)
+    RETURNS bytea[] AS 'MODULE_PATHNAME', 'synth_walk_images_bytea' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION synth_walk_images(from_reference embedding, to_reference embedding, from_wish text, to_wish text, points integer, model text)
+    RETURNS bytea[] AS 'MODULE_PATHNAME', 'synth_walk_images_emb' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION synth_walk_images(from_wish text, to_wish text, points integer, model text)
+    RETURNS bytea[] AS 'MODULE_PATHNAME', 'synth_walk_images_text' LANGUAGE C STABLE PARALLEL SAFE;
+-- Images (PNG, JPEG or WebP) side by side in one PNG.
+CREATE FUNCTION synth_image_strip(images bytea[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_image_strip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION synth_walk(reference bytea, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(reference embedding, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(from_wish, to_wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(from_reference bytea, to_reference bytea, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(from_reference embedding, to_reference embedding, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk_strip(reference bytea, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model));
+CREATE FUNCTION synth_walk_strip(reference embedding, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model));
+CREATE FUNCTION synth_walk_strip(from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(from_wish, to_wish, points, model));
+CREATE FUNCTION synth_walk_strip(from_reference bytea, to_reference bytea, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model));
+CREATE FUNCTION synth_walk_strip(from_reference embedding, to_reference embedding, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model));
+
 -- LANGUAGE sql wrappers that the planner inlines into `product <-> q` and `synth_encode(image) <-> q`,
 -- so an index on the column or on synth_encode(img) serves ORDER BY synth_distance(...) LIMIT k.
 -- (No synth_distance(embedding, embedding): it would make the bare-literal form ambiguous.)

@@ -102,3 +102,126 @@ AS 'MODULE_PATHNAME', 'synth_model_import_wrapper';
 -- Search quality: synth_train(images, NULL, '{"attributes": [...]}') forms its pairs from the
 -- images table's attribute columns, and its job row has no pairs table.
 ALTER TABLE synth_train_jobs ALTER COLUMN pairs DROP NOT NULL;
+
+-- Training history (recall over training, as pictures).
+-- Each evaluation during training (every options.eval_every steps, and at the end): its step and
+-- stage, what it cost, the losses of that moment (mean since the previous evaluation), the figures
+-- (Recall@K on a fixed sample of the validation pairs, wish precision on a sample of the headline
+-- wishes, as in synth_jobs.recall) and a preview grid (PNG: rows of source | synthesized |
+-- synthesized from the text alone | target) with each row's wish.
+CREATE TABLE synth_train_evals (
+    job            bigint NOT NULL REFERENCES synth_train_jobs ON DELETE CASCADE,
+    step           bigint NOT NULL,
+    stage          text NOT NULL,
+    seconds        double precision NOT NULL,
+    losses         jsonb NOT NULL DEFAULT '{}',
+    recall         jsonb NOT NULL,
+    preview        bytea,
+    preview_wishes text[],
+    evaluated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job, step)
+);
+-- Kept with the finished jobs they belong to.
+SELECT pg_catalog.pg_extension_config_dump('synth_train_evals',
+    'WHERE job OPERATOR(pg_catalog.=) ANY (SELECT id FROM @extschema@.synth_train_jobs '
+    'WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY[''succeeded'', ''failed'', ''cancelled'']))');
+
+-- The evaluations of every job, as synth_jobs shows every job; the preview images and wishes are
+-- the job's data, shown only to a role that may read the job's tables.
+CREATE VIEW synth_job_evals AS
+SELECT e.job,
+       e.step,
+       e.stage,
+       e.evaluated_at,
+       e.seconds,
+       e.losses,
+       e.recall,
+       CASE WHEN pg_catalog.has_table_privilege(j.images, 'SELECT')
+                 AND (j.pairs IS NULL OR pg_catalog.has_table_privilege(j.pairs, 'SELECT'))
+            THEN e.preview END AS preview,
+       CASE WHEN pg_catalog.has_table_privilege(j.images, 'SELECT')
+                 AND (j.pairs IS NULL OR pg_catalog.has_table_privilege(j.pairs, 'SELECT'))
+            THEN e.preview_wishes END AS preview_wishes
+FROM synth_train_evals e JOIN synth_train_jobs j ON j.id = e.job;
+REVOKE ALL ON synth_train_evals FROM PUBLIC;
+REVOKE ALL ON synth_job_evals FROM PUBLIC;
+GRANT SELECT ON synth_job_evals TO PUBLIC;
+
+-- synth_job_curves(job): the job's evaluations drawn as an SVG document (Recall@10 and wish
+-- precision@10 against steps, and the losses), from synth_job_evals. psql -Atc 'SELECT
+-- synth_job_curves(1)' > job1.svg, then open it in a browser.
+CREATE FUNCTION synth_job_curves(job bigint) RETURNS text
+    AS 'MODULE_PATHNAME', 'synth_job_curves' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+-- Walking between two queries.
+-- Walking between two queries: the images the generator makes at evenly spaced points on the
+-- line between two queries' conditions (same noise), from the first query's image to the
+-- second's. Between two wishes on one reference, between two text-only wishes, or between two
+-- references under one wish. synth_walk_images does the work (NULL when a reference, wish or
+-- points is NULL, as a STRICT function would); synth_walk returns each point's image with its
+-- position (0 to 1), synth_walk_strip one PNG of them side by side.
+CREATE FUNCTION synth_walk_images(from_reference bytea, to_reference bytea, from_wish text, to_wish text, points integer, model text)
+    RETURNS bytea[] AS 'MODULE_PATHNAME', 'synth_walk_images_bytea' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION synth_walk_images(from_reference embedding, to_reference embedding, from_wish text, to_wish text, points integer, model text)
+    RETURNS bytea[] AS 'MODULE_PATHNAME', 'synth_walk_images_emb' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION synth_walk_images(from_wish text, to_wish text, points integer, model text)
+    RETURNS bytea[] AS 'MODULE_PATHNAME', 'synth_walk_images_text' LANGUAGE C STABLE PARALLEL SAFE;
+-- Images (PNG, JPEG or WebP) side by side in one PNG.
+CREATE FUNCTION synth_image_strip(images bytea[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'synth_image_strip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION synth_walk(reference bytea, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(reference embedding, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(from_wish, to_wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(from_reference bytea, to_reference bytea, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk(from_reference embedding, to_reference embedding, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS TABLE (point integer, "position" double precision, image bytea)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.point::integer, (w.point - 1)::double precision / (points - 1), w.image
+    FROM pg_catalog.unnest(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model))
+         WITH ORDINALITY AS w(image, point);
+END;
+CREATE FUNCTION synth_walk_strip(reference bytea, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model));
+CREATE FUNCTION synth_walk_strip(reference embedding, from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(reference, reference, from_wish, to_wish, points, model));
+CREATE FUNCTION synth_walk_strip(from_wish text, to_wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(from_wish, to_wish, points, model));
+CREATE FUNCTION synth_walk_strip(from_reference bytea, to_reference bytea, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model));
+CREATE FUNCTION synth_walk_strip(from_reference embedding, to_reference embedding, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
+    RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model));

@@ -52,6 +52,28 @@ CREATE TABLE synth_train_checkpoints (
 -- Weights do not compress; spare the CPU.
 ALTER TABLE synth_train_checkpoints ALTER COLUMN bytes SET STORAGE EXTERNAL;
 
+-- Each evaluation during training (every options.eval_every steps, and at the end): its step and
+-- stage, what it cost, the losses of that moment (mean since the previous evaluation), the figures
+-- (Recall@K on a fixed sample of the validation pairs, wish precision on a sample of the headline
+-- wishes, as in synth_jobs.recall) and a preview grid (PNG: rows of source | synthesized |
+-- synthesized from the text alone | target) with each row's wish.
+CREATE TABLE synth_train_evals (
+    job            bigint NOT NULL REFERENCES synth_train_jobs ON DELETE CASCADE,
+    step           bigint NOT NULL,
+    stage          text NOT NULL,
+    seconds        double precision NOT NULL,
+    losses         jsonb NOT NULL DEFAULT '{}',
+    recall         jsonb NOT NULL,
+    preview        bytea,
+    preview_wishes text[],
+    evaluated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job, step)
+);
+-- Kept with the finished jobs they belong to.
+SELECT pg_catalog.pg_extension_config_dump('synth_train_evals',
+    'WHERE job OPERATOR(pg_catalog.=) ANY (SELECT id FROM @extschema@.synth_train_jobs '
+    'WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY[''succeeded'', ''failed'', ''cancelled'']))');
+
 -- pg_dump keeps the history of finished jobs (models name their job); unfinished jobs and their
 -- checkpoints belong to the server that runs them and are not carried to another database.
 SELECT pg_catalog.pg_extension_config_dump('synth_train_jobs',
@@ -88,6 +110,33 @@ FROM synth_train_jobs j;
 REVOKE ALL ON synth_train_jobs, synth_train_checkpoints FROM PUBLIC;
 REVOKE ALL ON synth_jobs FROM PUBLIC;
 GRANT SELECT ON synth_jobs TO PUBLIC;
+
+-- The evaluations of every job, as synth_jobs shows every job; the preview images and wishes are
+-- the job's data, shown only to a role that may read the job's tables.
+CREATE VIEW synth_job_evals AS
+SELECT e.job,
+       e.step,
+       e.stage,
+       e.evaluated_at,
+       e.seconds,
+       e.losses,
+       e.recall,
+       CASE WHEN pg_catalog.has_table_privilege(j.images, 'SELECT')
+                 AND (j.pairs IS NULL OR pg_catalog.has_table_privilege(j.pairs, 'SELECT'))
+            THEN e.preview END AS preview,
+       CASE WHEN pg_catalog.has_table_privilege(j.images, 'SELECT')
+                 AND (j.pairs IS NULL OR pg_catalog.has_table_privilege(j.pairs, 'SELECT'))
+            THEN e.preview_wishes END AS preview_wishes
+FROM synth_train_evals e JOIN synth_train_jobs j ON j.id = e.job;
+REVOKE ALL ON synth_train_evals FROM PUBLIC;
+REVOKE ALL ON synth_job_evals FROM PUBLIC;
+GRANT SELECT ON synth_job_evals TO PUBLIC;
+
+-- synth_job_curves(job): the job's evaluations drawn as an SVG document (Recall@10 and wish
+-- precision@10 against steps, and the losses), from synth_job_evals. psql -Atc 'SELECT
+-- synth_job_curves(1)' > job1.svg, then open it in a browser.
+CREATE FUNCTION synth_job_curves(job bigint) RETURNS text
+    AS 'MODULE_PATHNAME', 'synth_job_curves' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 
 -- synth_train(images, pairs, options): starts a training job in a background worker and returns
 -- its id at once; the worker starts training when the calling transaction commits.

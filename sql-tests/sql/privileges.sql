@@ -136,6 +136,9 @@ SELECT synth_query(img, 'in black leather') IS NOT NULL AS queried FROM regress_
 SELECT synth_query(emb, 'in black leather') IS NOT NULL AS queried FROM attacker_items ORDER BY id LIMIT 1;
 SELECT length(synth_generate(img, 'is red')) > 0 AS generated FROM regress_images ORDER BY id LIMIT 1;
 SELECT length(synth_generate('is red')) > 0 AS generated;
+SELECT length(synth_walk_strip('is red', 'is blue', 3, 'regress_worker')) > 0 AS walked,
+       (SELECT count(*) FROM synth_walk(img, 'is red', 'is blue', 3, 'regress_worker')) AS walk_points
+FROM regress_images ORDER BY id LIMIT 1;
 SELECT 'in black leather'::synthquery IS NOT NULL AS literal;
 SELECT count(*) FROM (SELECT id FROM attacker_items ORDER BY synth_distance(emb, 'in black leather') LIMIT 5) t;
 SELECT count(*) FROM (SELECT id FROM attacker_items ORDER BY synth_distance(img, 'in black leather') LIMIT 5) t;
@@ -159,6 +162,8 @@ SELECT privileges_sqlstate($$SELECT * FROM synth_index_check('attacker_items_syn
 SELECT privileges_sqlstate($$UPDATE synth_models SET active = true$$);
 SELECT privileges_sqlstate($$SELECT * FROM synth_model_parts$$);
 SELECT privileges_sqlstate($$SELECT * FROM synth_train_checkpoints$$);
+SELECT privileges_sqlstate($$SELECT * FROM synth_train_evals$$);
+SELECT privileges_sqlstate($$DELETE FROM synth_train_evals$$);
 SELECT privileges_sqlstate($$SELECT * FROM synth_import_fashioniq('/tmp', 'a', 'b')$$);
 SELECT privileges_sqlstate($$SELECT * FROM synth_generate_catalog('/tmp/x', 10)$$);
 -- Training: asking to activate is refused up front; without it the job stores its model and
@@ -175,6 +180,9 @@ SELECT j.state, j.owner, m.name, m.active, m.created_by,
        regexp_replace(j.note, '[0-9]+', 'N', 'g') AS note
 FROM synth_jobs j JOIN synth_models m ON m.id = j.model_id WHERE j.job = :job;
 SELECT (SELECT id FROM synth_models WHERE active) = :active_before AS active_unchanged;
+-- its worker kept the final evaluation; its curves are drawn under the hostile path
+SELECT count(*) AS evals, bool_and(preview IS NOT NULL) AS pictures FROM synth_job_evals WHERE job = :job;
+SELECT synth_job_curves(:job) LIKE '<svg%1 evaluation, steps 6..6%' AS curves;
 SELECT synth_resume();
 SELECT * FROM raised;
 

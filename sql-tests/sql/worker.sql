@@ -38,7 +38,7 @@ FROM regress_images ORDER BY id LIMIT 2;
 SELECT '{"image_size": 16, "embed_dim": 16, "encoder_width": 4, "generator_width": 4, "batch": 8,
          "encoder": {"text": {"buckets": 1024, "dim": 16}, "compose_hidden": 16},
          "generator": {"cond_dim": 16}, "name": "regress_worker"}'::jsonb AS tiny \gset
-SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 30, "checkpoint_every": 10, "activate": true}') AS job \gset
+SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 30, "checkpoint_every": 10, "eval_every": 10, "activate": true}') AS job \gset
 SELECT state IN ('queued', 'running', 'succeeded') AS started FROM synth_jobs WHERE job = :job;
 SELECT wait_job(:job);
 SELECT state, step, total_steps, progress, stage, epoch > 0 AS epochs,
@@ -53,6 +53,64 @@ FROM synth_models m JOIN synth_jobs j ON j.model_id = m.id WHERE j.job = :job;
 SELECT regexp_replace(note, 'enc-[0-9a-f]+', 'enc-...', 'g') AS note FROM synth_jobs WHERE job = :job;
 -- Finished jobs keep no checkpoint; the tables are not for users to read or write.
 SELECT count(*) FROM synth_train_checkpoints;
+
+-- Recall over training: an evaluation every eval_every steps and one at the end, each with its
+-- stage, cost, the losses since the one before, the figures and a preview grid (PNG) with its
+-- wishes; synth_job_curves draws them.
+SELECT step, stage, seconds > 0 AS timed, losses <> '{}' AS losses,
+       (recall->>'step')::int = step AS recall_step, (recall->>'queries')::int > 0 AS evaluated,
+       substring(preview FROM 1 FOR 8) = '\x89504e470d0a1a0a'::bytea AS preview_png,
+       cardinality(preview_wishes) AS preview_rows
+FROM synth_job_evals WHERE job = :job ORDER BY step;
+SELECT :job AS first_job \gset
+-- (this tiny catalog's galleries are smaller than 10: no Recall@10 to draw, but the losses)
+SELECT synth_job_curves(:job) LIKE '<svg%</svg>' || chr(10) AS svg,
+       synth_job_curves(:job) ~ '<polyline[^>]*points="[0-9.,]+ [0-9.,]+ [0-9.,]+"' AS three_point_lines,
+       synth_job_curves(:job) LIKE '%>l1 %' AS l1_curve,
+       synth_job_curves(:job) LIKE '%3 evaluations, steps 10..30%' AS all_points;
+\set VERBOSITY sqlstate
+SELECT synth_job_curves(999999);
+\set VERBOSITY default
+SELECT synth_job_curves(NULL) IS NULL AS strict;
+
+-- Walking between two wishes with the trained generator (named: it is not the active model).
+-- The ends are the two plain generations; the points are evenly spaced and in order.
+SELECT img AS ref, (SELECT img FROM regress_images ORDER BY id DESC LIMIT 1) AS ref2
+FROM regress_images ORDER BY id LIMIT 1 \gset
+SELECT point, position, substring(image FROM 1 FOR 8) = '\x89504e470d0a1a0a'::bytea AS png
+FROM synth_walk(:'ref'::bytea, 'is red', 'is blue', 4, 'regress_worker');
+SELECT (SELECT image FROM synth_walk(:'ref'::bytea, 'is red', 'is blue', 4, 'regress_worker') WHERE point = 1)
+         = synth_generate(:'ref'::bytea, 'is red', 'regress_worker') AS first_is_from_wish,
+       (SELECT image FROM synth_walk(:'ref'::bytea, 'is red', 'is blue', 4, 'regress_worker') WHERE point = 4)
+         = synth_generate(:'ref'::bytea, 'is blue', 'regress_worker') AS last_is_to_wish,
+       (SELECT count(DISTINCT image) FROM synth_walk(:'ref'::bytea, 'is red', 'is blue', 4, 'regress_worker')) > 1 AS changes;
+-- text only, from a stored embedding, and between two references under one wish
+SELECT (SELECT image FROM synth_walk('is red', 'is blue', 3, 'regress_worker') WHERE point = 3)
+         = synth_generate('is blue', 'regress_worker') AS text_only_end,
+       (SELECT count(*) FROM synth_walk(synth_encode(:'ref'::bytea, 'regress_worker'), 'is red', 'is blue', 5, 'regress_worker')) AS from_embedding,
+       (SELECT image FROM synth_walk(:'ref'::bytea, :'ref2'::bytea, 'is red', 3, 'regress_worker') WHERE point = 3)
+         = synth_generate(:'ref2'::bytea, 'is red', 'regress_worker') AS between_references;
+-- the strip: the points side by side, 2 pixels apart (its width from the PNG header)
+SELECT (get_byte(s, 16) << 24) + (get_byte(s, 17) << 16) + (get_byte(s, 18) << 8) + get_byte(s, 19) AS strip_width,
+       (get_byte(s, 20) << 24) + (get_byte(s, 21) << 16) + (get_byte(s, 22) << 8) + get_byte(s, 23) AS strip_height
+FROM (SELECT synth_walk_strip(:'ref'::bytea, 'is red', 'is blue', 4, 'regress_worker') AS s) x;
+-- NULL input: no rows, as a STRICT function; bad input: an ERROR
+SELECT count(*) AS null_rows FROM synth_walk(NULL::bytea, 'is red', 'is blue');
+SELECT synth_walk_strip('is red', NULL) IS NULL AS null_strip;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM synth_walk(:'ref'::bytea, 'is red', 'is blue', 1, 'regress_worker');
+SELECT count(*) FROM synth_walk(:'ref'::bytea, 'is red', 'is blue', 65, 'regress_worker');
+SELECT count(*) FROM synth_walk(:'ref'::bytea, '', 'is blue', 4, 'regress_worker');
+SELECT count(*) FROM synth_walk('\xdeadbeef'::bytea, 'is red', 'is blue', 4, 'regress_worker');
+SELECT count(*) FROM synth_walk(:'ref'::bytea, 'is red', 'is blue', 4, 'no_such_model');
+SELECT synth_image_strip(ARRAY[]::bytea[]);
+SELECT synth_image_strip(ARRAY[NULL]::bytea[]);
+-- a model whose GAN never trained has nothing to walk
+SELECT synth_model_create('regress_nogan', '{"encoder": {"image_size": 16, "embed_dim": 8, "compose_hidden": 16,
+  "text": {"buckets": 256, "dim": 8}}, "generator": {"noise_dim": 4, "width": 8, "cond_dim": 16, "critic_width": 4}}', 1) AS nogan \gset
+SELECT count(*) FROM synth_walk('is red', 'is blue', 4, 'regress_nogan');
+SELECT synth_model_drop(:nogan);
+\set VERBOSITY default
 
 -- Training from what a shop has: attribute columns and no pairs table. Pairs are formed from
 -- products of one category that differ in one or two of the columns, captions from templates; the
@@ -139,8 +197,17 @@ SELECT synth_generate_catalog(:'catalog_dir' || '/mine', 100);
 SELECT synth_cancel(:long_job);
 SELECT count(*) FROM synth_train_jobs;
 SELECT count(*) > 0 AS can_watch FROM synth_jobs;
+-- Everyone may watch the figures of a job's evaluations; its pictures and wishes are its tables'
+-- data, shown only to a role that may read them.
+SELECT count(*) AS evals, bool_and(recall IS NOT NULL) AS figures, bool_and(preview IS NULL AND preview_wishes IS NULL) AS no_pictures
+FROM synth_job_evals WHERE job = :first_job;
+SELECT count(*) FROM synth_train_evals;
+SELECT synth_job_curves(:first_job) LIKE '<svg%' AS curves_for_all;
 RESET ROLE;
 GRANT SELECT ON regress_images, regress_pairs TO regress_synth_trainer;
+SET ROLE regress_synth_trainer;
+SELECT count(*) AS evals, bool_and(preview IS NOT NULL) AS pictures FROM synth_job_evals WHERE job = :first_job;
+RESET ROLE;
 SET ROLE regress_synth_trainer;
 SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 6, "name": "regress_mine"}') AS job \gset
 RESET ROLE;

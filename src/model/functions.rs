@@ -312,3 +312,213 @@ pub extern "C-unwind" fn synth_generate_text(fcinfo: pg_sys::FunctionCallInfo) -
         .unwrap_or_else(|e| image_error(e));
     pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&png).into_pg())
 }
+
+// ---- walking between two queries ------------------------------------------------------------
+
+pg_function_info_v1!(
+    pg_finfo_synth_walk_images_bytea,
+    pg_finfo_synth_walk_images_emb,
+    pg_finfo_synth_walk_images_text,
+    pg_finfo_synth_image_strip,
+);
+
+/// The images of a walk from (from reference, from wish) to (to reference, to wish), as PNGs in
+/// order. `references` None: text only at both ends.
+fn walk_pngs(
+    references: Option<(RefArg<'_>, RefArg<'_>)>,
+    from_wish: &str,
+    to_wish: &str,
+    points: i32,
+    model: Option<&str>,
+) -> Vec<Vec<u8>> {
+    check_wish(from_wish);
+    check_wish(to_wish);
+    if !(2..=synthsearch_model::MAX_WALK_POINTS as i32).contains(&points) {
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "points must be between 2 and {}, not {points}",
+                synthsearch_model::MAX_WALK_POINTS
+            ),
+        );
+    }
+    let (_, m) = cache::model(model);
+    let size = m.image_size();
+    // Decoded pixels live here while the walk borrows them.
+    let pixels: Vec<Option<Vec<f32>>> = match &references {
+        None => vec![None, None],
+        Some((a, b)) => [a, b]
+            .iter()
+            .map(|r| match r {
+                RefArg::Image(bytes) => Some(decode(bytes, size)),
+                RefArg::Embedding(_) => None,
+            })
+            .collect(),
+    };
+    let reference = |i: usize| -> Reference<'_> {
+        match &references {
+            None => Reference::None,
+            Some((a, b)) => match (if i == 0 { a } else { b }, &pixels[i]) {
+                (RefArg::Image(_), Some(chw)) => Reference::Image(chw),
+                (RefArg::Embedding(v), _) => Reference::Embedding(v),
+                (RefArg::Image(_), None) => unreachable!("decoded above"),
+            },
+        }
+    };
+    let walk = m
+        .walk(
+            synthsearch_model::WalkEnd {
+                reference: reference(0),
+                text: from_wish,
+            },
+            synthsearch_model::WalkEnd {
+                reference: reference(1),
+                text: to_wish,
+            },
+            points as usize,
+            None,
+        )
+        .unwrap_or_else(|e| model_error(e));
+    walk.iter()
+        .map(|(_, g)| {
+            image_io::chw_to_png(&g.image, size as u32).unwrap_or_else(|e| image_error(e))
+        })
+        .collect()
+}
+
+/// # Safety
+/// A valid frame whose arguments `args` may be NULL.
+unsafe fn any_null(fcinfo: pg_sys::FunctionCallInfo, args: std::ops::Range<usize>) -> bool {
+    // Safety: guaranteed by the caller.
+    args.into_iter()
+        .any(|n| unsafe { pgrx::fcinfo::pg_arg_is_null(fcinfo, n) })
+}
+
+fn bytea_array_datum(images: Vec<Vec<u8>>) -> pg_sys::Datum {
+    use pgrx::IntoDatum;
+    images
+        .into_datum()
+        .expect("an array of bytea is never NULL")
+}
+
+/// Shared body of the walks with two references (bytea or embedding): (from_reference,
+/// to_reference, from_wish, to_wish, points, model). NULL reference, wish or points: NULL.
+fn walk_refs_datum(fcinfo: pg_sys::FunctionCallInfo, embedding: bool) -> pg_sys::Datum {
+    // Safety: declared (bytea|embedding, bytea|embedding, text, text, integer, text), not STRICT;
+    // the first five are checked for NULL before they are read.
+    unsafe {
+        if any_null(fcinfo, 0..5) {
+            return pgrx::fcinfo::pg_return_null(fcinfo);
+        }
+        let read = |n: usize| {
+            if embedding {
+                RefArg::Embedding(datum_values(arg(fcinfo, n)))
+            } else {
+                RefArg::Image(bytea_arg(fcinfo, n))
+            }
+        };
+        let pngs = walk_pngs(
+            Some((read(0), read(1))),
+            text_arg(fcinfo, 2),
+            text_arg(fcinfo, 3),
+            crate::fmgr::arg_i32(fcinfo, 4),
+            model_arg(fcinfo, 5),
+        );
+        bytea_array_datum(pngs)
+    }
+}
+
+/// `synth_walk_images(from_reference bytea, to_reference bytea, from_wish text, to_wish text,
+/// points integer, model text) -> bytea[]`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_walk_images_bytea(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    walk_refs_datum(fcinfo, false)
+}
+
+/// `synth_walk_images(from_reference embedding, to_reference embedding, ...) -> bytea[]`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_walk_images_emb(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    walk_refs_datum(fcinfo, true)
+}
+
+/// `synth_walk_images(from_wish text, to_wish text, points integer, model text) -> bytea[]`:
+/// text only at both ends.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_walk_images_text(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: declared (text, text, integer, text), not STRICT; the first three are checked for
+    // NULL before they are read.
+    unsafe {
+        if any_null(fcinfo, 0..3) {
+            return pgrx::fcinfo::pg_return_null(fcinfo);
+        }
+        let pngs = walk_pngs(
+            None,
+            text_arg(fcinfo, 0),
+            text_arg(fcinfo, 1),
+            crate::fmgr::arg_i32(fcinfo, 2),
+            model_arg(fcinfo, 3),
+        );
+        bytea_array_datum(pngs)
+    }
+}
+
+/// The most images one strip takes.
+const MAX_STRIP_IMAGES: usize = 256;
+
+/// `synth_image_strip(images bytea[]) -> bytea`: the images (PNG, JPEG or WebP) side by side in
+/// one PNG, 2 pixels apart on white.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_image_strip(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: declared STRICT (bytea[]).
+    let Some(images) = (unsafe { pgrx::fcinfo::pg_getarg::<pgrx::datum::Array<&[u8]>>(fcinfo, 0) })
+    else {
+        // Safety: a valid frame.
+        return unsafe { pgrx::fcinfo::pg_return_null(fcinfo) };
+    };
+    if images.is_empty() {
+        error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a strip needs at least one image",
+        );
+    }
+    if images.len() > MAX_STRIP_IMAGES {
+        error(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "a strip takes at most {MAX_STRIP_IMAGES} images, not {}",
+                images.len()
+            ),
+        );
+    }
+    let limits = DecodeLimits::default();
+    let mut tiles = Vec::with_capacity(images.len());
+    let mut pixels = 0u64;
+    for (i, bytes) in images.iter().enumerate() {
+        let Some(bytes) = bytes else {
+            error(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("image {} of the strip is NULL", i + 1),
+            );
+        };
+        let tile = image_io::decode(bytes, &limits).unwrap_or_else(|e| image_error(e));
+        pixels += u64::from(tile.width()) * u64::from(tile.height());
+        if pixels > limits.max_pixels {
+            error(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "the strip would have more than {} pixels",
+                    limits.max_pixels
+                ),
+            );
+        }
+        tiles.push(tile);
+    }
+    let png = image_io::grid_png(&tiles, tiles.len(), 2).unwrap_or_else(|e| image_error(e));
+    pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&png).into_pg())
+}

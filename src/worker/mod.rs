@@ -6,11 +6,13 @@
 //! | `options.rs`  | the options of `synth_train`, with their defaults                       |
 //! | `train.rs`    | the training worker: reads the data, trains between short transactions   |
 //! | `data.rs`     | the job's tables read as the calling role, images decoded into a dataset |
+//! | `history.rs`  | `synth_job_curves`: a job's evaluations drawn as SVG                     |
 //! | `launcher.rs` | the launcher that resumes unfinished jobs after a server start           |
 //! | `import.rs`   | `synth_import_fashioniq`, `synth_generate_catalog`                       |
 //! | `xact.rs`     | short transactions in a worker, errors turned into messages              |
 
 mod data;
+mod history;
 mod import;
 mod jobs;
 mod launcher;

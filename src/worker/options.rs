@@ -38,9 +38,13 @@ pub struct TrainOptions {
     pub progress_every: u64,
     /// Save a checkpoint after this many steps.
     pub checkpoint_every: u64,
-    /// Measure Recall@K after this many steps as well as at the end (0: only at the end).
+    /// Evaluate every this many steps as well as at the end (0: only at the end): Recall@K on
+    /// the first `eval_sample` validation pairs and wish precision on a sample of the headline
+    /// wishes, kept with the step and the losses in `synth_job_evals`.
     pub eval_every: u64,
-    /// Validation pairs used for Recall@K (0: all).
+    /// Validation pairs of the evaluations during training (the same ones each time).
+    pub eval_sample: usize,
+    /// Validation pairs of the final evaluation (0: all).
     pub eval_queries: usize,
     /// End the GAN stage early once the run has trained this many seconds (0: no limit); the job
     /// then evaluates and stores the model as usual. Keeps a demo within its time on a slow CPU.
@@ -90,7 +94,8 @@ impl TrainOptions {
             val_fraction: 0.1,
             progress_every: 10,
             checkpoint_every: 100,
-            eval_every: 0,
+            eval_every: 500,
+            eval_sample: 200,
             eval_queries: 500,
             max_seconds: 0,
             threads,

@@ -10,8 +10,7 @@ use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use synthsearch_model::{
-    EvalReport, Model, ModelInit, Stage, Trainer, WishEvalConfig, WishReport, evaluate,
-    evaluate_wishes,
+    EvalSample, Model, ModelInit, Stage, Trainer, WishEvalConfig, evaluate_point, preview,
 };
 
 use super::data;
@@ -315,63 +314,131 @@ fn execute(job: i64, row: Job) -> Result<Outcome, String> {
     train(job, &opts, &mut trainer)
 }
 
-/// Recall@K of every method, for the K that the gallery allows.
-fn recall_json(report: &EvalReport, step: u64) -> serde_json::Value {
-    let mut methods = serde_json::Map::new();
-    for m in &report.methods {
-        let mut ks = serde_json::Map::new();
-        for (k, r) in &m.recall {
-            if (*k as f64) < report.mean_gallery {
-                ks.insert(k.to_string(), serde_json::json!((r * 1e4).round() / 1e4));
-            }
-        }
-        if !ks.is_empty() {
-            let name = serde_json::to_value(m.method).unwrap_or_default();
-            methods.insert(name.as_str().unwrap_or("?").to_string(), ks.into());
-        }
-    }
-    serde_json::json!({
-        "step": step,
-        "queries": report.queries,
-        "gallery": (report.mean_gallery * 10.0).round() / 10.0,
-        "recall": methods,
-    })
-}
-
-/// Wish precision@10 by method and image fidelity on the headline queries.
-fn wishes_json(report: &WishReport) -> serde_json::Value {
-    let round = |v: f64| (v * 1e4).round() / 1e4;
-    let mut precision = serde_json::Map::new();
-    for (m, p) in &report.precision {
-        let name = serde_json::to_value(m).unwrap_or_default();
-        precision.insert(
-            name.as_str().unwrap_or("?").to_string(),
-            serde_json::json!(round(*p)),
-        );
-    }
-    serde_json::json!({
-        "queries": report.queries_with_image + report.queries_text_only,
-        "precision_at_10": precision,
-        "colour_fidelity": report.colour_fidelity.map(round),
-        "colour_fidelity_text_only": report.colour_fidelity_text_only.map(round),
-        "colour_reading_on_catalog": report.colour_reading_on_catalog.map(round),
-    })
-}
-
+/// The final evaluation: Recall@K on `eval_queries` validation pairs and every headline wish.
 fn eval(trainer: &Trainer, opts: &TrainOptions) -> Result<Option<serde_json::Value>, String> {
     if trainer.data().val.is_empty() {
         return Ok(None);
     }
-    let report =
-        evaluate(trainer.model(), trainer.data(), opts.eval_queries).map_err(|e| e.to_string())?;
-    let mut out = recall_json(&report, trainer.steps_done());
-    // Search quality as a shopper sees it, where the images have attribute values.
-    if let Some(w) = evaluate_wishes(trainer.model(), trainer.data(), &WishEvalConfig::default())
-        .map_err(|e| e.to_string())?
-    {
-        out["wishes"] = wishes_json(&w);
+    let sample = EvalSample {
+        queries: opts.eval_queries,
+        wishes: Some(WishEvalConfig::default()),
+    };
+    let stage = format!("{:?}", trainer.stage()).to_lowercase();
+    evaluate_point(
+        trainer.model(),
+        trainer.data(),
+        &sample,
+        trainer.steps_done(),
+        &stage,
+        BTreeMap::new(),
+    )
+    .map(|p| Some(p.recall))
+    .map_err(|e| e.to_string())
+}
+
+/// Rows of the preview grid kept with each evaluation.
+const PREVIEW_ROWS: usize = 6;
+
+/// Whether this database's synthsearch has the evaluations table (it came with 0.2.0; a job
+/// that runs under this library before ALTER EXTENSION synthsearch UPDATE keeps its last
+/// evaluation in synth_jobs.recall only).
+fn has_evals_table() -> bool {
+    transaction(|| {
+        as_owner(|| {
+            spi_bool(
+                &q("SELECT pg_catalog.to_regclass('@extschema@.synth_train_evals') IS NOT NULL"),
+                &[],
+            )
+        })
+    })
+    .unwrap_or(false)
+}
+
+/// An evaluation during training (and at its end, on the same sample): kept in
+/// synth_train_evals with the losses since the previous one and a preview grid. Returns the
+/// figures, which the next progress write shows in synth_jobs.recall. A failed write is a
+/// warning, not a failed job.
+fn record_eval(
+    job: i64,
+    trainer: &Trainer,
+    opts: &TrainOptions,
+    stage: &str,
+    losses: BTreeMap<String, f64>,
+    keep: bool,
+) -> Result<Option<serde_json::Value>, String> {
+    if trainer.data().val.is_empty() {
+        return Ok(None);
     }
-    Ok(Some(out))
+    let sample = EvalSample {
+        queries: opts.eval_sample,
+        ..EvalSample::default()
+    };
+    let started = Instant::now();
+    let point = evaluate_point(
+        trainer.model(),
+        trainer.data(),
+        &sample,
+        trainer.steps_done(),
+        stage,
+        losses,
+    )
+    .map_err(|e| e.to_string())?;
+    let picture = preview(trainer.model(), trainer.data(), PREVIEW_ROWS, 0).ok();
+    let seconds = started.elapsed().as_secs_f64();
+    if keep {
+        let written = transaction(|| {
+            as_owner(|| {
+                Spi::run_with_args(
+                    &q("INSERT INTO @extschema@.synth_train_evals \
+                        (job, step, stage, seconds, losses, recall, preview, preview_wishes) \
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                        ON CONFLICT (job, step) DO UPDATE SET stage = excluded.stage, seconds = excluded.seconds, \
+                        losses = excluded.losses, recall = excluded.recall, preview = excluded.preview, \
+                        preview_wishes = excluded.preview_wishes, evaluated_at = pg_catalog.now()"),
+                    &[
+                        job.into(),
+                        (point.step as i64).into(),
+                        point.stage.as_str().into(),
+                        ((seconds * 1e3).round() / 1e3).into(),
+                        JsonB(serde_json::to_value(&point.losses).unwrap_or_default()).into(),
+                        JsonB(point.recall.clone()).into(),
+                        picture.as_ref().map(|p| p.png.as_slice()).into(),
+                        picture.as_ref().map(|p| p.wishes.clone()).into(),
+                    ],
+                )
+            })
+        });
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => pgrx::warning!(
+                "synthsearch: training job {job}: keeping the evaluation at step {} failed: {e}",
+                point.step
+            ),
+            Err(e) => pgrx::warning!(
+                "synthsearch: training job {job}: keeping the evaluation at step {} failed: {e}",
+                point.step
+            ),
+        }
+    }
+    Ok(Some(point.recall))
+}
+
+/// Evaluations from a run's lost steps (after the checkpoint it resumes from) are not its history.
+fn forget_evals_after(job: i64, step: u64) {
+    let done = transaction(|| {
+        as_owner(|| {
+            Spi::run_with_args(
+                &q("DELETE FROM @extschema@.synth_train_evals \
+                    WHERE job OPERATOR(pg_catalog.=) $1 AND step OPERATOR(pg_catalog.>) $2"),
+                &[job.into(), (step as i64).into()],
+            )
+        })
+    });
+    if !matches!(done, Ok(Ok(()))) {
+        pgrx::warning!(
+            "synthsearch: training job {job}: could not clear evaluations after step {step}"
+        );
+    }
 }
 
 fn save_checkpoint(job: i64, trainer: &Trainer) -> Result<(), String> {
@@ -411,6 +478,20 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
     let mut last_losses = serde_json::json!({});
     let mut recall: Option<serde_json::Value> = None;
     let mut stage = format!("{:?}", trainer.stage()).to_lowercase();
+    // Mean of each loss since the previous evaluation.
+    let mut since_eval: BTreeMap<&'static str, (f64, u32)> = BTreeMap::new();
+    let keep_evals = has_evals_table();
+    if keep_evals {
+        forget_evals_after(job, first);
+    }
+    let eval_losses = |since: &mut BTreeMap<&'static str, (f64, u32)>| -> BTreeMap<String, f64> {
+        let out = since
+            .iter()
+            .map(|(k, (s, n))| (k.to_string(), s / f64::from(*n)))
+            .collect();
+        since.clear();
+        out
+    };
     loop {
         let done = trainer.is_done();
         let stopping = stop_requested();
@@ -500,20 +581,40 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
             .map_err(|e| format!("step {}: {e}", step + 1))?;
         stage = format!("{:?}", report.stage).to_lowercase();
         for (name, value) in &report.losses {
-            let e = since.entry(name).or_insert((0.0, 0));
-            e.0 += value;
-            e.1 += 1;
+            for acc in [&mut since, &mut since_eval] {
+                let e = acc.entry(name).or_insert((0.0, 0));
+                e.0 += value;
+                e.1 += 1;
+            }
         }
         let step = report.step;
         if step.is_multiple_of(opts.checkpoint_every) && step < total {
             keep_checkpoint(job, trainer);
         }
         if opts.eval_every > 0 && step.is_multiple_of(opts.eval_every) && step < total {
-            recall = eval(trainer, opts)?;
+            recall = record_eval(
+                job,
+                trainer,
+                opts,
+                &stage,
+                eval_losses(&mut since_eval),
+                keep_evals,
+            )?;
         }
     }
 
-    // The end: Recall@K on the validation pairs, then the model and the job's success together.
+    // The end: the last point of the history (on the same sample as the others), Recall@K on the
+    // validation pairs, then the model and the job's success together.
+    if opts.eval_every > 0 && keep_evals {
+        record_eval(
+            job,
+            trainer,
+            opts,
+            &stage,
+            eval_losses(&mut since_eval),
+            true,
+        )?;
+    }
     let recall = eval(trainer, opts)?;
     let bytes = trainer
         .model()

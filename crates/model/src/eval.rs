@@ -601,3 +601,80 @@ pub fn evaluate_wishes(
         wishes: rows,
     }))
 }
+
+// ---- a picture of what the generator does ---------------------------------------------------
+
+/// A grid of (source | synthesized | synthesized from the text alone | target) rows, as PNG, and
+/// each row's wish.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    pub png: Vec<u8>,
+    /// Row by row: the wish of that row's pair.
+    pub wishes: Vec<String>,
+}
+
+/// The columns of a [`Preview`].
+pub const PREVIEW_COLUMNS: &str = "source | synthesized | synthesized from the text alone | target";
+
+/// A [`Preview`] of the first `rows` validation pairs (then training pairs, where there are
+/// fewer): the same pairs at every evaluation of a run, so the pictures can be compared. Tiles
+/// are enlarged to at least `min_side` pixels a side (nearest neighbour, so every model pixel
+/// stays visible as it is; 0: the model's size).
+pub fn preview(model: &Model, data: &Dataset, rows: usize, min_side: u32) -> Result<Preview> {
+    let pairs: Vec<PairRef> = data
+        .val
+        .iter()
+        .chain(&data.train)
+        .take(rows)
+        .cloned()
+        .collect();
+    if pairs.is_empty() {
+        return Err(crate::error::ModelError::Data(
+            "no pairs to preview".to_string(),
+        ));
+    }
+    let s = model.image_size();
+    let idx_src: Vec<usize> = pairs.iter().map(|p| p.candidate).collect();
+    let idx_tgt: Vec<usize> = pairs.iter().map(|p| p.target).collect();
+    let texts: Vec<Vec<String>> = pairs.iter().map(PairRef::joined).collect();
+    let b = pairs.len() as i64;
+    let dev = model.device();
+    let cols = tch::no_grad(|| -> Result<[Vec<f32>; 4]> {
+        let src = data.batch(&idx_src).to_device(dev);
+        let tgt = data.batch(&idx_tgt);
+        let es = model.encode_tensor(&src)?;
+        let one = Tensor::ones([b, 1], (Kind::Float, dev));
+        let z = model.noise(pairs.len(), None);
+        let g = model.generate_tensor(&es, &one, Some(&src), &texts, &z)?.0;
+        let gt = model
+            .generate_tensor(&es, &one.zeros_like(), None, &texts, &z)?
+            .0;
+        let flat = |t: &Tensor| -> Result<Vec<f32>> {
+            Ok(Vec::<f32>::try_from(
+                &t.to_device(Device::Cpu).flatten(0, -1),
+            )?)
+        };
+        Ok([flat(&src)?, flat(&g)?, flat(&gt)?, flat(&tgt)?])
+    })?;
+    let per = 3 * s * s;
+    let zoom = min_side.div_ceil(s as u32).max(1);
+    let side = s as u32 * zoom;
+    let mut images = Vec::with_capacity(4 * pairs.len());
+    for r in 0..pairs.len() {
+        for c in &cols {
+            let tile = to_image(&c[r * per..(r + 1) * per], s)?;
+            images.push(image::imageops::resize(
+                &tile,
+                side,
+                side,
+                image::imageops::FilterType::Nearest,
+            ));
+        }
+    }
+    let png = synthsearch_data::image_io::grid_png(&images, 4, 2)
+        .map_err(|e| crate::error::ModelError::Data(e.to_string()))?;
+    Ok(Preview {
+        png,
+        wishes: texts.iter().map(|t| t.join(" ")).collect(),
+    })
+}

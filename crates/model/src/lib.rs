@@ -8,6 +8,7 @@ pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod eval;
+pub mod history;
 pub mod model;
 pub mod nets;
 pub mod optim;
@@ -18,7 +19,11 @@ pub mod train;
 pub use config::{EncoderConfig, EncoderKind, GanLoss, GeneratorConfig, TextConfig, TrainConfig};
 pub use dataset::{AttributeTable, Dataset, pairs_from_attributes};
 pub use error::{ModelError, Result};
-pub use eval::{EvalReport, Method, WishEvalConfig, WishReport, evaluate, evaluate_wishes};
+pub use eval::{
+    EvalReport, Method, PREVIEW_COLUMNS, Preview, WishEvalConfig, WishReport, evaluate,
+    evaluate_wishes, preview,
+};
+pub use history::{EvalPoint, EvalSample, curves_svg, evaluate_point};
 pub use model::{Generated, MAX_WALK_POINTS, Model, ModelInit, Reference, WalkEnd};
 pub use text::WordVectors;
 pub use train::{Stage, StepReport, Trainer};

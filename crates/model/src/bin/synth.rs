@@ -1,6 +1,7 @@
 //! `synth`: the SynthTriplet model from the command line, without PostgreSQL. Generates a
 //! catalog, trains, evaluates, generates images and benchmarks, on CUDA when present.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,8 +11,9 @@ use synthsearch_data::image_io::{DecodeLimits, chw_to_png, decode, from_chw, gri
 use synthsearch_data::{CatalogConfig, generate as generate_catalog, write_fashioniq};
 use synthsearch_model::config::{EncoderKind, GanLoss};
 use synthsearch_model::{
-    Dataset, EncoderConfig, GeneratorConfig, Model, ModelInit, Reference, TrainConfig, Trainer,
-    WalkEnd, WishEvalConfig, WordVectors, evaluate, evaluate_wishes,
+    Dataset, EncoderConfig, EvalPoint, EvalSample, GeneratorConfig, Model, ModelInit,
+    PREVIEW_COLUMNS, Reference, TrainConfig, Trainer, WalkEnd, WishEvalConfig, WordVectors,
+    curves_svg, evaluate, evaluate_point, evaluate_wishes, preview,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -60,6 +62,16 @@ enum Cmd {
     },
     /// Train a model (stage 1: encoders; stage 2: the conditional GAN).
     Train(Box<TrainArgs>),
+    /// Draw the curves of a training history (`train --history`) as SVG.
+    Curves {
+        /// The history: one evaluation a line, as `train --history` writes it.
+        #[arg(long)]
+        history: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "Training")]
+        title: String,
+    },
     /// Recall@K of the model and the baselines on the validation pairs.
     Eval {
         #[arg(long)]
@@ -255,6 +267,16 @@ struct TrainArgs {
     /// Validation pairs for the final evaluation (0: all).
     #[arg(long, default_value_t = 0)]
     eval_queries: usize,
+    /// Evaluate every this many steps during training (0: only at the end), on the first
+    /// `--eval-sample` validation pairs and a sample of the headline wishes.
+    #[arg(long, default_value_t = 0)]
+    eval_every: u64,
+    #[arg(long, default_value_t = EvalSample::default().queries)]
+    eval_sample: usize,
+    /// Append each evaluation during training to this file, one JSON object a line (`synth
+    /// curves` draws it).
+    #[arg(long)]
+    history: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -318,6 +340,25 @@ fn run(cli: Cli) -> AnyResult<()> {
             Ok(())
         }
         Cmd::Train(a) => train(*a, dev),
+        Cmd::Curves {
+            history,
+            out,
+            title,
+        } => {
+            let text = std::fs::read_to_string(&history)?;
+            let points = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .enumerate()
+                .map(|(i, l)| {
+                    serde_json::from_str::<EvalPoint>(l)
+                        .map_err(|e| format!("{} line {}: {e}", history.display(), i + 1))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            std::fs::write(&out, curves_svg(&points, &title))?;
+            eprintln!("{} evaluations drawn in {}", points.len(), out.display());
+            Ok(())
+        }
         Cmd::Eval {
             model,
             data,
@@ -549,9 +590,62 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
     let first = trainer.steps_done();
     let mut last_print = Instant::now();
     let deadline = a.minutes.map(|m| m * 60.0);
+    let sample = EvalSample {
+        queries: a.eval_sample,
+        ..EvalSample::default()
+    };
+    let mut history = match &a.history {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
+        ),
+        None => None,
+    };
+    // Mean of each loss since the previous evaluation.
+    let mut since: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+    let mut eval_seconds = 0.0;
     while !trainer.is_done() {
         let r = trainer.step()?;
         let done = r.step;
+        let out_of_time = deadline.is_some_and(|d| started.elapsed().as_secs_f64() > d);
+        for (n, v) in &r.losses {
+            let e = since.entry(n.to_string()).or_insert((0.0, 0));
+            e.0 += v;
+            e.1 += 1;
+        }
+        // Every eval_every steps, and once more at the end (on the same sample).
+        let last = done == total || out_of_time;
+        if a.eval_every > 0 && (done % a.eval_every == 0 || last) {
+            let losses = since
+                .iter()
+                .map(|(k, (s, n))| (k.clone(), s / f64::from(*n)))
+                .collect();
+            since.clear();
+            let stage = format!("{:?}", r.stage).to_lowercase();
+            let p = evaluate_point(
+                trainer.model(),
+                trainer.data(),
+                &sample,
+                done,
+                &stage,
+                losses,
+            )?;
+            eval_seconds += p.seconds;
+            let r10 = |m: &str| p.recall_at_10().get(m).copied().unwrap_or(f64::NAN);
+            eprintln!(
+                "eval at step {done} ({:.1} s): R@10 GAN {:.3} composition {:.3}; wish P@10 GAN {:.3}",
+                p.seconds,
+                r10("gan"),
+                r10("composition"),
+                p.precision_at_10().get("gan").copied().unwrap_or(f64::NAN)
+            );
+            if let Some(f) = history.as_mut() {
+                use std::io::Write as _;
+                writeln!(f, "{}", serde_json::to_string(&p)?)?;
+            }
+        }
         if last_print.elapsed().as_secs_f64() > 5.0 || done == total || done == first + 1 {
             last_print = Instant::now();
             let rate = (done - first) as f64 / t0.elapsed().as_secs_f64();
@@ -578,7 +672,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         if done % a.save_every == 0 {
             std::fs::write(&a.out, trainer.save()?)?;
         }
-        if deadline.is_some_and(|d| started.elapsed().as_secs_f64() > d) {
+        if out_of_time {
             eprintln!("time limit reached at step {done}");
             break;
         }
@@ -593,8 +687,10 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         trainer.model().generator_version()?
     );
     let r = evaluate(trainer.model(), trainer.data(), a.eval_queries)?;
+    let steps_per_second = (trainer.steps_done() - first) as f64 / t0.elapsed().as_secs_f64();
     println!(
-        "trained {} steps in {}; {} validation queries, mean gallery {:.0} images\n{}",
+        "trained {} steps in {} ({steps_per_second:.2} steps/s, {eval_seconds:.1} s of it evaluating); \
+         {} validation queries, mean gallery {:.0} images\n{}",
         trainer.steps_done(),
         hms(train_secs),
         r.queries,
@@ -617,64 +713,20 @@ fn print_wishes(m: &Model, d: &Dataset) -> AnyResult<()> {
     Ok(())
 }
 
-/// A grid of rows (source | generated | text-only generated | target) for the first validation
-/// pairs, and the captions of each row in a text file beside it.
+/// A grid of rows (source | synthesized | synthesized from the text alone | target) for the first
+/// validation pairs, and the wish of each row in a text file beside it.
 fn write_grid(m: &Model, d: &Dataset, dir: &Path, step: u64) -> AnyResult<()> {
-    let pairs: Vec<_> = d.val.iter().chain(&d.train).take(8).cloned().collect();
-    let s = m.image_size() as u32;
-    let idx_src: Vec<usize> = pairs.iter().map(|p| p.candidate).collect();
-    let idx_tgt: Vec<usize> = pairs.iter().map(|p| p.target).collect();
-    let texts: Vec<Vec<String>> = pairs.iter().map(|p| p.joined()).collect();
-    let b = pairs.len() as i64;
-    let (src, tgt, gen_img, gen_text) = tch::no_grad(|| -> AnyResult<_> {
-        let src = d.batch(&idx_src).to_device(m.device());
-        let tgt = d.batch(&idx_tgt);
-        let es = m.encode_tensor(&src)?;
-        let one = Tensor::ones([b, 1], (Kind::Float, m.device()));
-        let z = m.noise(pairs.len(), None);
-        let g = m.generate_tensor(&es, &one, Some(&src), &texts, &z)?.0;
-        let gt = m
-            .generate_tensor(&es, &one.zeros_like(), None, &texts, &z)?
-            .0;
-        Ok((src, tgt, g, gt))
-    })?;
-    let per = (3 * s * s) as usize;
-    let flat = |t: &Tensor| -> AnyResult<Vec<f32>> {
-        Ok(Vec::<f32>::try_from(
-            &t.to_device(Device::Cpu).flatten(0, -1),
-        )?)
-    };
-    let cols = [flat(&src)?, flat(&gen_img)?, flat(&gen_text)?, flat(&tgt)?];
-    // Small models draw small images: tiles are enlarged (nearest neighbour, so every model
-    // pixel stays visible as it is) to at least 96 pixels a side.
-    let zoom = 96u32.div_ceil(s).max(1);
-    let mut images = Vec::new();
-    for r in 0..pairs.len() {
-        for c in &cols {
-            let tile = from_chw(&c[r * per..(r + 1) * per], s)?;
-            images.push(image::imageops::resize(
-                &tile,
-                s * zoom,
-                s * zoom,
-                image::imageops::FilterType::Nearest,
-            ));
-        }
-    }
-    std::fs::write(
-        dir.join(format!("grid-{step:06}.png")),
-        grid_png(&images, 4, 2)?,
-    )?;
-    let captions: Vec<String> = texts
+    let p = preview(m, d, 8, 96)?;
+    std::fs::write(dir.join(format!("grid-{step:06}.png")), &p.png)?;
+    let rows: Vec<String> = p
+        .wishes
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("row {}: {}", i + 1, t.join(" ")))
+        .map(|(i, t)| format!("row {}: {t}", i + 1))
         .collect();
     std::fs::write(
         dir.join(format!("grid-{step:06}.txt")),
-        format!(
-            "columns: source | generated | generated from the text alone | target\n{}\n",
-            captions.join("\n")
-        ),
+        format!("columns: {PREVIEW_COLUMNS}\n{}\n", rows.join("\n")),
     )?;
     Ok(())
 }
