@@ -119,10 +119,17 @@ pub mod testdata {
     }
 
     /// Mixture centers drawn N(0, 1) per dimension; points are a center plus N(0, spread²).
+    /// With a latent space ([`Mixture::latent`]) the mixture lives in `latent` dimensions and
+    /// each point is projected to `dims` by one fixed random matrix, plus a little isotropic
+    /// noise: data of low intrinsic dimension whose clusters overlap, as real embeddings are.
     pub struct Mixture {
         pub dims: usize,
         pub centers: Vec<Vec<f32>>,
         pub spread: f32,
+        /// `dims` rows of `latent` columns, N(0, 1/latent), when the mixture is latent.
+        pub projection: Option<Vec<f32>>,
+        /// Standard deviation of the isotropic noise added after the projection.
+        pub noise: f32,
     }
 
     impl Mixture {
@@ -135,16 +142,52 @@ pub mod testdata {
                 dims,
                 centers,
                 spread,
+                projection: None,
+                noise: 0.0,
             }
+        }
+
+        /// A mixture of `clusters` in `latent` dimensions (centers N(0, 1), points a center plus
+        /// N(0, spread²)), projected to `dims`, plus N(0, noise²) per dimension.
+        pub fn latent(
+            dims: usize,
+            latent: usize,
+            clusters: usize,
+            spread: f32,
+            noise: f32,
+            seed: u64,
+        ) -> Mixture {
+            let mut m = Mixture::new(latent, clusters, spread, seed);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5bd1_e995);
+            let scale = 1.0 / (latent as f32).sqrt();
+            m.projection = Some(
+                (0..dims * latent)
+                    .map(|_| scale * gauss(&mut rng))
+                    .collect(),
+            );
+            m.dims = dims;
+            m.noise = noise;
+            m
         }
 
         /// The `i`-th point of the stream with this seed; any range can be generated in parallel.
         pub fn point(&self, seed: u64, i: u64) -> Vec<f32> {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let c = &self.centers[rng.random_range(0..self.centers.len())];
-            c.iter()
+            let z: Vec<f32> = c
+                .iter()
                 .map(|&m| m + self.spread * gauss(&mut rng))
-                .collect()
+                .collect();
+            match &self.projection {
+                None => z,
+                Some(p) => p
+                    .chunks_exact(z.len())
+                    .map(|row| {
+                        row.iter().zip(&z).map(|(a, b)| a * b).sum::<f32>()
+                            + self.noise * gauss(&mut rng)
+                    })
+                    .collect(),
+            }
         }
     }
 }

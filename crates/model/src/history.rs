@@ -221,6 +221,26 @@ fn tick(v: f64) -> String {
     }
 }
 
+/// Round steps for the axis: multiples of 1, 2 or 5 times a power of ten, four to eight of them.
+fn step_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(1.0);
+    let raw = span / 5.0;
+    let pow = 10f64.powf(raw.log10().floor());
+    let unit = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * pow)
+        .find(|u| span / u <= 8.0)
+        .unwrap_or(10.0 * pow)
+        .max(1.0);
+    let mut out = Vec::new();
+    let mut t = (lo / unit).ceil() * unit;
+    while t <= hi + 1e-9 {
+        out.push(t);
+        t += unit;
+    }
+    out
+}
+
 /// Panel geometry: the plot area inside the panel at (x0, y0).
 struct Panel {
     x0: f64,
@@ -274,14 +294,15 @@ fn panel(
             escape(text)
         );
     }
-    for i in 0..=4 {
-        let s = p.steps.0 + (p.steps.1 - p.steps.0) * f64::from(i) / 4.0;
+    for s in step_ticks(p.steps.0, p.steps.1) {
         let x = p.x(s);
         let _ = writeln!(
             svg,
-            r##"<text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"##,
+            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#999"/><text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"##,
+            p.y0 + p.h,
+            p.y0 + p.h + 3.0,
             p.y0 + p.h + 13.0,
-            tick(s.round())
+            tick(s)
         );
     }
     let _ = writeln!(
@@ -372,10 +393,15 @@ pub fn curves_svg(points: &[EvalPoint], title: &str) -> String {
     let first = points[0].step as f64;
     let last = points[points.len() - 1].step as f64;
     let steps = (first.min(0.0), last.max(first + 1.0));
-    let gan_from = points
-        .iter()
-        .find(|p| p.stage == "gan")
-        .map(|p| p.step as f64);
+    // The GAN stage begins after the last evaluation of the encoder stage (each evaluation is
+    // labelled with the stage of the step it follows), or at the first GAN one.
+    let gan_from = points.iter().position(|p| p.stage == "gan").map(|i| {
+        if i > 0 && points[i - 1].stage == "encoder" {
+            points[i - 1].step as f64
+        } else {
+            points[i].step as f64
+        }
+    });
 
     // Recall and precision.
     let mut series = Vec::new();
@@ -588,6 +614,19 @@ mod tests {
         assert!(pts[0].0 < pts[1].0 && pts[1].0 < pts[2].0);
         assert!(pts[0].1 > pts[1].1 && pts[1].1 > pts[2].1);
         assert!(svg.contains("3 evaluations, steps 100..300, 1.5 s"));
+    }
+
+    #[test]
+    fn step_ticks_are_round() {
+        assert_eq!(
+            step_ticks(0.0, 8377.0),
+            vec![0.0, 2000.0, 4000.0, 6000.0, 8000.0]
+        );
+        assert_eq!(
+            step_ticks(0.0, 30.0),
+            vec![0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]
+        );
+        assert_eq!(step_ticks(0.0, 3.0), vec![0.0, 1.0, 2.0, 3.0]);
     }
 
     #[test]

@@ -21,6 +21,12 @@ struct Args {
     memory_mb: usize,
     seed: u64,
     k: usize,
+    /// Latent dimensions of an overlapping mixture (0: the mixture lives in `dims`).
+    latent: usize,
+    noise: f32,
+    /// Write the data (`id<TAB>[v,...]`), the queries (likewise) and the exact top k of each query
+    /// (`qid<TAB>{ids}`) to these files for COPY, and stop.
+    emit: Option<(String, String, String)>,
 }
 
 fn parse() -> Args {
@@ -36,6 +42,9 @@ fn parse() -> Args {
         memory_mb: 256,
         seed: 42,
         k: 10,
+        latent: 0,
+        noise: 0.05,
+        emit: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -53,9 +62,16 @@ fn parse() -> Args {
             "--memory-mb" => a.memory_mb = v.parse().expect("--memory-mb"),
             "--seed" => a.seed = v.parse().expect("--seed"),
             "--k" => a.k = v.parse().expect("--k"),
+            "--latent" => a.latent = v.parse().expect("--latent"),
+            "--noise" => a.noise = v.parse().expect("--noise"),
+            "--emit" => {
+                let p: Vec<&str> = v.split(',').collect();
+                assert!(p.len() == 3, "--emit data.tsv,queries.tsv,truth.tsv");
+                a.emit = Some((p[0].to_string(), p[1].to_string(), p[2].to_string()));
+            }
             other => {
                 eprintln!(
-                    "unknown option {other}; options: --n --dims --clusters --spread --queries --brute-queries --lists --nprobe a,b,c --memory-mb --seed --k"
+                    "unknown option {other}; options: --n --dims --clusters --spread --queries --brute-queries --lists --nprobe a,b,c --memory-mb --seed --k --latent --noise --emit data.tsv,queries.tsv,truth.tsv"
                 );
                 std::process::exit(2);
             }
@@ -86,6 +102,23 @@ fn load() -> String {
         .unwrap_or_default()
 }
 
+/// Rows `id<TAB>[v,...]`, ids from 1, for COPY into (id int, emb embedding).
+fn emit(path: &str, data: &[f32], d: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    for (i, x) in data.chunks_exact(d).enumerate() {
+        write!(w, "{}\t[", i + 1)?;
+        for (j, v) in x.iter().enumerate() {
+            if j > 0 {
+                w.write_all(b",")?;
+            }
+            write!(w, "{v}")?;
+        }
+        w.write_all(b"]\n")?;
+    }
+    w.flush()
+}
+
 fn tid(i: usize) -> Tid {
     Tid::new((i / 100) as u32, (i % 100 + 1) as u16)
 }
@@ -101,11 +134,20 @@ fn main() {
         cpu_model(),
         load()
     );
-    println!(
-        "data: n={} dims={} Gaussian mixture of {} clusters, centers N(0,1), spread {}, seed {}; {} queries from the same mixture",
-        a.n, d, a.clusters, a.spread, a.seed, a.queries
-    );
-    let mix = Mixture::new(d, a.clusters, a.spread, a.seed);
+    let mix = if a.latent > 0 {
+        println!(
+            "data: n={} dims={} Gaussian mixture of {} clusters in {} latent dimensions (centers N(0,1), spread {}), \
+             projected by a fixed N(0,1/{}) matrix, plus noise {}, seed {}; {} queries from the same mixture",
+            a.n, d, a.clusters, a.latent, a.spread, a.latent, a.noise, a.seed, a.queries
+        );
+        Mixture::latent(d, a.latent, a.clusters, a.spread, a.noise, a.seed)
+    } else {
+        println!(
+            "data: n={} dims={} Gaussian mixture of {} clusters, centers N(0,1), spread {}, seed {}; {} queries from the same mixture",
+            a.n, d, a.clusters, a.spread, a.seed, a.queries
+        );
+        Mixture::new(d, a.clusters, a.spread, a.seed)
+    };
     let t = Instant::now();
     let data: Vec<f32> = (0..a.n as u64)
         .into_par_iter()
@@ -135,6 +177,25 @@ fn main() {
         })
         .collect();
     eprintln!("ground truth in {:.1}s", t.elapsed().as_secs_f64());
+    if let Some((data_path, query_path, truth_path)) = &a.emit {
+        emit(data_path, &data, d).expect("writing the data");
+        emit(query_path, &queries, d).expect("writing the queries");
+        // qid<TAB>{ids of the exact top k, nearest first}
+        let lines: String = truth
+            .iter()
+            .enumerate()
+            .map(|(q, ids)| {
+                let ids: Vec<String> = ids
+                    .iter()
+                    .map(|t| (t.block as usize * 100 + t.offset as usize).to_string())
+                    .collect();
+                format!("{}\t{{{}}}\n", q + 1, ids.join(","))
+            })
+            .collect();
+        std::fs::write(truth_path, lines).expect("writing the truth");
+        eprintln!("wrote {data_path}, {query_path} and {truth_path}");
+        return;
+    }
 
     // Brute force from one thread, for queries/s.
     let t = Instant::now();
