@@ -2,7 +2,7 @@
 //! wrong dimension count is an ERROR (22000) naming both counts.
 
 use super::storage::PgRelation;
-use super::{build, handler, insert_error, options, tid_of};
+use super::{build, cache, handler, insert_error, options, tid_of};
 use crate::datatype::memory::datum_values;
 use pgrx::{pg_guard, pg_sys};
 use synthsearch_index::Relation;
@@ -29,7 +29,10 @@ pub unsafe extern "C-unwind" fn aminsert(
         if rel.is_empty() {
             create_on_first_insert(&rel, v.len());
         }
-        synthsearch_index::insert(&rel, tid_of(heap_tid), v).unwrap_or_else(|e| insert_error(e));
+        let meta = synthsearch_index::read_meta(&rel);
+        let centroids = cache::centroids(index, &rel, &meta);
+        synthsearch_index::insert_cached(&rel, &meta, centroids, tid_of(heap_tid), v)
+            .unwrap_or_else(|e| insert_error(e));
     }
     false
 }

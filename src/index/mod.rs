@@ -8,11 +8,13 @@
 //! | `storage.rs`  | the core's page trait over buffers and GenericXLog             |
 //! | `build.rs`    | ambuild, ambuildempty                                          |
 //! | `insert.rs`   | aminsert                                                       |
+//! | `cache.rs`    | the centroids in `rd_amcache`, for scans and inserts            |
 //! | `scan.rs`     | ambeginscan, amrescan, amgettuple, amendscan                   |
 //! | `vacuum.rs`   | ambulkdelete, amvacuumcleanup                                  |
 //! | `check.rs`    | `synth_index_check(regclass)`, in the spirit of amcheck        |
 
 mod build;
+mod cache;
 mod check;
 mod handler;
 mod insert;

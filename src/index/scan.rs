@@ -6,7 +6,7 @@
 
 use super::handler::{QUERY_ENCODER_PROC, QUERY_PROC, optional_proc};
 use super::storage::PgRelation;
-use super::{options, scan_error};
+use super::{cache, options, scan_error};
 use crate::datatype::memory::datum_values;
 use crate::fmgr::{error, float8};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -120,7 +120,10 @@ pub unsafe extern "C-unwind" fn amrescan(
             None => key.sk_argument,
         };
         let values = datum_values(query);
-        let s = Scan::new(&rel, values, options::scan_options()).unwrap_or_else(|e| scan_error(e));
+        let m = meta::read_meta(&rel);
+        let centroids = cache::centroids(index, &rel, &m);
+        let s = Scan::with_centroids(&rel, values, options::scan_options(), centroids)
+            .unwrap_or_else(|e| scan_error(e));
         *state = Some(s);
     }
 }
@@ -135,7 +138,9 @@ pub unsafe extern "C-unwind" fn amgettuple(
         let Some(s) = state(scan).as_mut() else {
             return false;
         };
-        let rel = PgRelation::for_scan((*scan).indexRelation);
+        // The block count is asked only when a list's chain is suspiciously long (the scan
+        // remembers it from rescan): not an lseek for every row returned.
+        let rel = PgRelation::new((*scan).indexRelation);
         let Some(hit) = s.next(&rel) else {
             return false;
         };

@@ -26,9 +26,6 @@ pub struct PgRelation {
     fork: pg_sys::ForkNumber::Type,
     /// GenericXLog on every write (false: the build, which logs whole pages at the end).
     logged: bool,
-    /// The block count taken at creation, for readers that only follow pages that existed
-    /// before (a scan's lists were read at rescan); saves an lseek a page.
-    nblocks: Option<u32>,
 }
 
 impl PgRelation {
@@ -41,19 +38,7 @@ impl PgRelation {
             rel,
             fork: pg_sys::ForkNumber::MAIN_FORKNUM,
             logged: true,
-            nblocks: None,
         }
-    }
-
-    /// The main fork for a scan's reads: `len()` is the block count now, and stays so.
-    ///
-    /// # Safety
-    /// As [`PgRelation::new`]; only pages that exist now are read through it.
-    pub unsafe fn for_scan(rel: pg_sys::Relation) -> PgRelation {
-        // Safety: guaranteed by the caller.
-        let mut r = unsafe { PgRelation::new(rel) };
-        r.nblocks = Some(r.len());
-        r
     }
 
     /// A fork written without WAL; the caller calls [`PgRelation::log_all`] when done.
@@ -68,7 +53,6 @@ impl PgRelation {
             rel,
             fork,
             logged: false,
-            nblocks: None,
         }
     }
 
@@ -273,9 +257,6 @@ impl Relation for PgRelation {
     }
 
     fn len(&self) -> u32 {
-        if let Some(n) = self.nblocks {
-            return n;
-        }
         // Safety: the relation is open.
         unsafe { pg_sys::RelationGetNumberOfBlocksInFork(self.rel, self.fork) }
     }

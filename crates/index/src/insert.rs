@@ -133,13 +133,33 @@ pub fn insert_with<R: Relation>(
     tid: Tid,
     vector: &[f32],
 ) -> Result<bool, InsertError> {
+    insert_cached(rel, meta, None, tid, vector)
+}
+
+/// As [`insert_with`], with the index's centroids at hand ([`meta::read_centroids`]): only the
+/// chosen list's directory record is read. Centroids of another shape are not used.
+pub fn insert_cached<R: Relation>(
+    rel: &R,
+    meta: &Meta,
+    centroids: Option<&[f32]>,
+    tid: Tid,
+    vector: &[f32],
+) -> Result<bool, InsertError> {
     let Some(v) = prepare(meta.metric, meta.dims, vector)? else {
         return Ok(false);
     };
-    let (entries, centroids) = meta::read_directory(rel, meta);
-    let (list, _) = kmeans::nearest(&centroids, meta.dims, &v);
+    let read;
+    let centroids = match centroids.filter(|c| c.len() == meta.lists as usize * meta.dims) {
+        Some(c) => c,
+        None => {
+            read = meta::read_centroids(rel, meta);
+            &read[..]
+        }
+    };
+    let (list, _) = kmeans::nearest(centroids, meta.dims, &v);
     let centroid = &centroids[list as usize * meta.dims..(list as usize + 1) * meta.dims];
-    let e = entries[list as usize];
+    // lo and step are fixed by the build: the record read now has the same ones.
+    let e = meta::read_entry(rel, meta, list);
     let mut code = vec![0u8; meta.dims];
     let error = Quantizer {
         lo: e.lo,

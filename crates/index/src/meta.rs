@@ -154,6 +154,13 @@ pub fn read_directory<R: Relation>(rel: &R, meta: &Meta) -> (Vec<ListEntry>, Vec
     (entries, centroids)
 }
 
+/// Every list's centroid, flattened (`lists * dims`). A build writes them and nothing changes them
+/// after, so a reader may keep them for as long as the index's storage is the same (the extension
+/// caches them in the relation cache, which a REINDEX invalidates).
+pub fn read_centroids<R: Relation>(rel: &R, meta: &Meta) -> Vec<f32> {
+    read_directory(rel, meta).1
+}
+
 /// Live vectors in the index, from the directory (for amvacuumcleanup's num_index_tuples).
 pub fn live_count<R: Relation>(rel: &R) -> u64 {
     let meta = read_meta(rel);

@@ -80,6 +80,11 @@ pub fn l2_codes_i16(
     }
 }
 
+/// The most dimensions whose whole squared distance in code units fits in an i32:
+/// 404 * (QUERY_CODE_MAX - 0)² < 2³¹, and likewise for QUERY_CODE_MIN - 255.
+#[cfg(target_arch = "x86_64")]
+const MAX_QUAD_DIMS: usize = 400;
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn l2_codes_i16_avx2(
@@ -93,7 +98,57 @@ unsafe fn l2_codes_i16_avx2(
     use std::arch::x86_64::*;
     let dims = q.len();
     let full = dims / 16 * 16;
-    for (r, o) in out.iter_mut().enumerate().take(n) {
+    // Four codes at a time: each block of the query is loaded once for the four, and the four
+    // sums are reduced together (three horizontal adds and one cross-lane add).
+    // Their sums are reduced in 32 bits, which holds any code's total only up to
+    // MAX_QUAD_DIMS dimensions (each term is at most 2303²); wider codes go one at a time, their
+    // lanes added in 64 bits.
+    let quads = if full == dims && dims <= MAX_QUAD_DIMS {
+        n / 4 * 4
+    } else {
+        0
+    };
+    let mut r = 0;
+    while r < quads {
+        let base = first + r * stride;
+        // The assertion at the call keeps code r + 3's last byte inside `page`.
+        let codes = [
+            &page[base..base + dims],
+            &page[base + stride..base + stride + dims],
+            &page[base + 2 * stride..base + 2 * stride + dims],
+            &page[base + 3 * stride..base + 3 * stride + dims],
+        ];
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let mut i = 0;
+        while i < full {
+            // Safety: i + 16 <= dims: every load stays inside `q` and the four codes.
+            unsafe {
+                let qv = _mm256_loadu_si256(q.as_ptr().add(i) as *const __m256i);
+                for (a, code) in acc.iter_mut().zip(&codes) {
+                    let c = _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                        code.as_ptr().add(i) as *const __m128i
+                    ));
+                    let d = _mm256_sub_epi16(qv, c);
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(d, d));
+                }
+            }
+            i += 16;
+        }
+        // hadd(a0, a1) holds pair sums of a0 and a1 per 128-bit half; two rounds leave each
+        // code's partial sums in one lane per half; adding the halves finishes them.
+        let h01 = _mm256_hadd_epi32(acc[0], acc[1]);
+        let h23 = _mm256_hadd_epi32(acc[2], acc[3]);
+        let h = _mm256_hadd_epi32(h01, h23);
+        let sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        let mut lanes = [0i32; 4];
+        // Safety: `lanes` is 16 bytes, the size of the register stored.
+        unsafe { _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, sums) };
+        for (k, s) in lanes.iter().enumerate() {
+            out[r + k] = *s as f32;
+        }
+        r += 4;
+    }
+    for (r, o) in out.iter_mut().enumerate().take(n).skip(quads) {
         let code = &page[first + r * stride..first + r * stride + dims];
         let mut acc = _mm256_setzero_si256();
         let mut i = 0;
@@ -269,6 +324,45 @@ mod tests {
                 .map(|(a, &b)| a * b as f32)
                 .sum();
             assert!((o - want).abs() <= 1e-3 * want.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn the_i16_kernel_takes_four_codes_at_a_time_exactly() {
+        // Whole blocks of 16 dimensions (four codes at a time, then the rest one by one), and
+        // query values at both ends of their range.
+        for (dims, n) in [(128usize, 11usize), (48, 4), (16, 3), (400, 5), (768, 9)] {
+            let stride = dims + 20;
+            let mut s = 11u32;
+            let mut next = || {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                s >> 8
+            };
+            let page: Vec<u8> = (0..8 + n * stride).map(|_| next() as u8).collect();
+            let qi: Vec<i16> = (0..dims)
+                .map(|i| match i % 7 {
+                    0 => QUERY_CODE_MIN as i16,
+                    1 => QUERY_CODE_MAX as i16,
+                    _ => (next() % 700) as i16 - 200,
+                })
+                .collect();
+            // The worst case at the widest four-at-a-time width: every term at its largest.
+            let (page, qi) = if dims == 400 {
+                (vec![0u8; page.len()], vec![QUERY_CODE_MAX as i16; dims])
+            } else {
+                (page, qi)
+            };
+            let mut out = vec![0.0; n];
+            l2_codes_i16(&qi, &page, 8, stride, n, &mut out);
+            for (r, &o) in out.iter().enumerate() {
+                let off = 8 + r * stride;
+                let want: i64 = qi
+                    .iter()
+                    .zip(&page[off..off + dims])
+                    .map(|(&a, &b)| ((a as i64) - b as i64).pow(2))
+                    .sum();
+                assert_eq!(o, want as f32, "dims {dims}, code {r}");
+            }
         }
     }
 }

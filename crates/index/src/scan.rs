@@ -108,6 +108,68 @@ impl Ord for Ready {
     }
 }
 
+/// The candidates of the probed lists, handed out in lower-bound order. Most queries rerank a few
+/// dozen of thousands of candidates, so they are not all ordered up front: the smallest `chunk`
+/// are selected (in linear time), sorted and handed out, then the next (twice as many), and so on.
+struct Pending {
+    /// The current chunk, ascending; `next` is the first not handed out.
+    sorted: Vec<Candidate>,
+    next: usize,
+    /// The rest, unordered; every one of them is at least the current chunk's last.
+    rest: Vec<Candidate>,
+    chunk: usize,
+}
+
+/// The first chunk: about what a LIMIT 10 query reranks.
+const FIRST_CHUNK: usize = 64;
+
+impl Pending {
+    fn new() -> Pending {
+        Pending {
+            sorted: Vec::new(),
+            next: 0,
+            rest: Vec::new(),
+            chunk: FIRST_CHUNK,
+        }
+    }
+
+    /// Replaces the candidates (those left of the previous round are done with).
+    fn reset(&mut self, candidates: Vec<Candidate>) {
+        self.sorted.clear();
+        self.next = 0;
+        self.rest = candidates;
+        self.chunk = FIRST_CHUNK;
+    }
+
+    fn peek(&mut self) -> Option<Candidate> {
+        if self.next == self.sorted.len() {
+            self.refill();
+        }
+        self.sorted.get(self.next).copied()
+    }
+
+    fn pop(&mut self) {
+        self.next += 1;
+    }
+
+    fn refill(&mut self) {
+        self.sorted.clear();
+        self.next = 0;
+        let n = self.rest.len();
+        if n == 0 {
+            return;
+        }
+        let k = self.chunk.min(n);
+        if k < n {
+            // The k smallest to the end (descending order around the pivot at n - k).
+            self.rest.select_nth_unstable_by(n - k, |a, b| b.cmp(a));
+        }
+        self.sorted.extend(self.rest.drain(n - k..));
+        self.sorted.sort_unstable();
+        self.chunk = self.chunk.saturating_mul(2);
+    }
+}
+
 /// A scan's state. It holds no page: the extension keeps it in the scan descriptor between
 /// `amgettuple` calls and passes the relation to each [`Scan::next`].
 pub struct Scan {
@@ -117,20 +179,36 @@ pub struct Scan {
     query_sum: f32,
     /// A zero query under cosine: every distance is NaN, rows come back in list order.
     nan: bool,
-    /// Lists nearest first: (centroid distance, list, entry).
-    order: Vec<(f32, u32, ListEntry)>,
+    /// Lists nearest first: (centroid distance, list). Each list's record is read when it is
+    /// probed.
+    order: Vec<(f32, u32)>,
     next_list: usize,
     limit: usize,
     nprobe: usize,
-    pending: BinaryHeap<Reverse<Candidate>>,
+    pending: Pending,
     ready: BinaryHeap<Reverse<Ready>>,
     stats: ScanStats,
     residual: Vec<i16>,
     estimates: Vec<f32>,
+    /// Blocks the relation had when last asked: a list's page chain longer than this loops
+    /// (asked again before saying so, since inserts may have added pages since).
+    known_blocks: u32,
 }
 
 impl Scan {
     pub fn new<R: Relation>(rel: &R, query: &[f32], opts: ScanOptions) -> Result<Scan, ScanError> {
+        Scan::with_centroids(rel, query, opts, None)
+    }
+
+    /// As [`Scan::new`], with the index's centroids already at hand ([`meta::read_centroids`],
+    /// `lists * dims` values): the lists are ordered without reading the directory, and only
+    /// the probed lists' records are read. Centroids of another shape are not used.
+    pub fn with_centroids<R: Relation>(
+        rel: &R,
+        query: &[f32],
+        opts: ScanOptions,
+        centroids: Option<&[f32]>,
+    ) -> Result<Scan, ScanError> {
         opts.validate().map_err(ScanError::Options)?;
         let meta = meta::read_meta(rel);
         if query.len() != meta.dims {
@@ -144,20 +222,29 @@ impl Scan {
         }
         let mut q = query.to_vec();
         let nan = !meta.metric.prepare(&mut q);
+        let key = |c: &[f32]| match meta.metric {
+            Metric::L2 | Metric::Cosine => synthsearch_vector::l2_squared(&q, c),
+            Metric::InnerProduct => -synthsearch_vector::dot(&q, c),
+        };
         let mut order = Vec::with_capacity(meta.lists as usize);
-        for d in 0..meta.dir_pages {
-            let blk = meta.dir_start + d;
-            let p = rel.read(blk);
-            page::expect(&p, blk, Kind::Directory);
-            let first = d * meta.per_dir_page;
-            for i in 0..meta.per_dir_page.min(meta.lists - first) {
-                let off = page::record(i as usize, page::dir_stride(meta.dims));
-                let c = page::get_f32s(&p, off + page::CENTROID, meta.dims);
-                let key = match meta.metric {
-                    Metric::L2 | Metric::Cosine => synthsearch_vector::l2_squared(&q, &c),
-                    Metric::InnerProduct => -synthsearch_vector::dot(&q, &c),
-                };
-                order.push((key, first + i, ListEntry::read(&p, off)));
+        match centroids.filter(|c| c.len() == meta.lists as usize * meta.dims && meta.dims > 0) {
+            Some(all) => {
+                for (list, c) in all.chunks_exact(meta.dims).enumerate() {
+                    order.push((key(c), list as u32));
+                }
+            }
+            None => {
+                for d in 0..meta.dir_pages {
+                    let blk = meta.dir_start + d;
+                    let p = rel.read(blk);
+                    page::expect(&p, blk, Kind::Directory);
+                    let first = d * meta.per_dir_page;
+                    for i in 0..meta.per_dir_page.min(meta.lists - first) {
+                        let off = page::record(i as usize, page::dir_stride(meta.dims));
+                        let c = page::get_f32s(&p, off + page::CENTROID, meta.dims);
+                        order.push((key(&c), first + i));
+                    }
+                }
             }
         }
         order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -177,10 +264,11 @@ impl Scan {
             next_list: 0,
             limit,
             nprobe: opts.nprobe as usize,
-            pending: BinaryHeap::new(),
+            pending: Pending::new(),
             ready: BinaryHeap::new(),
             stats: ScanStats::default(),
             estimates: Vec::new(),
+            known_blocks: rel.len(),
         })
     }
 
@@ -191,13 +279,12 @@ impl Scan {
     /// The next row, nearest first within the probed lists; None when every list allowed is done.
     pub fn next<R: Relation>(&mut self, rel: &R) -> Option<Hit> {
         loop {
-            while let Some(Reverse(top)) = self.pending.peek() {
+            while let Some(c) = self.pending.peek() {
                 if let Some(Reverse(r)) = self.ready.peek()
-                    && r.distance <= top.bound
+                    && r.distance <= c.bound
                 {
                     break;
                 }
-                let c = *top;
                 self.pending.pop();
                 if let Some(distance) = self.rerank(rel, &c) {
                     self.ready.push(Reverse(Ready {
@@ -254,32 +341,27 @@ impl Scan {
         let end = (self.next_list + self.nprobe).min(self.limit);
         let mut cands = Vec::new();
         for i in self.next_list..end {
-            let (_, list, entry) = self.order[i];
-            self.probe_list(rel, list, &entry, &mut cands);
+            let (_, list) = self.order[i];
+            self.probe_list(rel, list, &mut cands);
         }
         self.next_list = end;
         self.stats.rounds += 1;
-        self.pending = BinaryHeap::from(cands);
+        self.pending.reset(cands);
         true
     }
 
-    fn probe_list<R: Relation>(
-        &mut self,
-        rel: &R,
-        list: u32,
-        entry: &ListEntry,
-        out: &mut Vec<Reverse<Candidate>>,
-    ) {
+    fn probe_list<R: Relation>(&mut self, rel: &R, list: u32, out: &mut Vec<Candidate>) {
         self.stats.lists += 1;
         let dims = self.meta.dims;
         let metric = self.meta.metric;
-        let (lo, step) = (entry.lo, entry.step);
-        // The query in this list's code units (L2, cosine) and how far rounding moved it, or
-        // q·centroid (inner product).
-        let (base, slack) = {
+        // The list's record, and the query in this list's code units (L2, cosine) and how far
+        // rounding moved it, or q·centroid (inner product).
+        let (entry, base, slack) = {
             let (blk, off) = self.meta.entry_at(list);
             let p = rel.read(blk);
             page::expect(&p, blk, Kind::Directory);
+            let entry = ListEntry::read(&p, off);
+            let (lo, step) = (entry.lo, entry.step);
             let c = page::get_f32s(&p, off + page::CENTROID, dims);
             match metric {
                 Metric::L2 | Metric::Cosine => {
@@ -292,14 +374,16 @@ impl Scan {
                         moved += (x - k) * (x - k);
                         *r = k as i16;
                     }
-                    (0.0, moved.sqrt() * (1.0 + 1e-4) + 1e-3)
+                    (entry, 0.0, moved.sqrt() * (1.0 + 1e-4) + 1e-3)
                 }
                 Metric::InnerProduct => (
+                    entry,
                     synthsearch_vector::dot(&self.query, &c) + lo * self.query_sum,
                     0.0,
                 ),
             }
         };
+        let step = entry.step;
         let stride = page::code_stride(dims);
         let mut blk = entry.code_head;
         let mut hops = 0u32;
@@ -340,18 +424,21 @@ impl Scan {
                         est - est.abs() * 1e-5 - self.query_norm * head.error
                     }
                 };
-                out.push(Reverse(Candidate {
+                out.push(Candidate {
                     bound,
                     tid: head.tid,
                     vec_block: head.vec_block,
                     vec_slot: head.vec_slot,
-                }));
+                });
             }
             self.stats.codes += n as u64;
             blk = h.next;
             hops += 1;
-            if hops > rel.len() {
-                panic!("data corruption: code chain of list {list} loops");
+            if hops > self.known_blocks {
+                self.known_blocks = rel.len();
+                if hops > self.known_blocks {
+                    panic!("data corruption: code chain of list {list} loops");
+                }
             }
         }
     }
