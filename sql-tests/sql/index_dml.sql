@@ -74,3 +74,24 @@ SELECT pg_relation_size('temp_items_emb', 'init') > 0 AS has_init_fork;
 SELECT id FROM temp_items ORDER BY emb <-> '[10,-10]' LIMIT 3;
 SELECT lists, live_rows, heap_rows FROM synth_index_check('temp_items_emb', heap => true);
 RESET ALL;
+
+-- Each backend caches an index's centroids: a REINDEX over moved data (new centroids, the same
+-- number of lists) and a TRUNCATE in the same transaction as new rows are seen at once.
+CREATE TABLE moved (id int, emb embedding(2));
+INSERT INTO moved SELECT i, CASE WHEN i % 2 = 0 THEN '[100,0]' ELSE '[-100,0]' END::embedding
+FROM generate_series(1, 200) i;
+CREATE INDEX moved_emb ON moved USING synthivf (emb) WITH (lists = 2);
+SET synthsearch.nprobe = 1;
+SET synthsearch.max_probes = 1;
+SET enable_seqscan = off;
+SELECT count(*) FILTER (WHERE emb = '[100,0]') AS near FROM (SELECT emb FROM moved ORDER BY emb <-> '[90,0]' LIMIT 10) s;
+UPDATE moved SET emb = CASE WHEN id % 2 = 0 THEN '[0,100]' ELSE '[0,-100]' END::embedding;
+REINDEX INDEX moved_emb;
+SELECT count(*) FILTER (WHERE emb = '[0,100]') AS near FROM (SELECT emb FROM moved ORDER BY emb <-> '[0,90]' LIMIT 10) s;
+BEGIN;
+TRUNCATE moved;
+INSERT INTO moved SELECT i, CASE WHEN i % 2 = 0 THEN '[7,7]' ELSE '[-7,-7]' END::embedding FROM generate_series(1, 50) i;
+SELECT count(*) FILTER (WHERE emb = '[7,7]') AS near FROM (SELECT emb FROM moved ORDER BY emb <-> '[6,6]' LIMIT 10) s;
+COMMIT;
+DROP TABLE moved;
+RESET ALL;
