@@ -270,8 +270,12 @@ pub unsafe extern "C-unwind" fn ambuild(
             state.rows = 0;
             scan_table(heap, index, info, true, Some(build_callback), state_ptr);
             let build = state.build.take().expect("build vanished");
+            let (rows, lists) = (build.seen(), build.lists());
             build.finish(&state.rel);
             state.rel.log_all();
+            little_data_notice(index, rows, lists);
+        } else {
+            little_data_notice(index, 0, 0);
         }
         // An index for synthquery remembers the encoder its embeddings came from (the active one).
         if handler::optional_proc(index, handler::QUERY_ENCODER_PROC).is_some() {
@@ -287,6 +291,49 @@ pub unsafe extern "C-unwind" fn ambuild(
         (*result).index_tuples = state.indexed as f64;
         result
     }
+}
+
+/// A build trains its lists on the rows the table has then: built on an empty table, or on fewer
+/// rows than k-means needs for its lists, the index works but its lists are poor until a REINDEX
+/// (pgvector says the same of IVFFlat).
+///
+/// # Safety
+/// `index` is the open index being built.
+unsafe fn little_data_notice(index: pg_sys::Relation, rows: u64, lists: u32) {
+    use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+    use synthsearch_index::options::MIN_SAMPLE_PER_LIST;
+    // Safety: an open relation's rd_rel->relname is a NUL-terminated NameData.
+    let name = unsafe {
+        std::ffi::CStr::from_ptr((*(*index).rd_rel).relname.data.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let report = if rows == 0 {
+        pgrx::pg_sys::panic::ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+            format!("synthivf index \"{name}\" was built on an empty table"),
+            "ambuild",
+        )
+        .set_detail(
+            "Its lists are trained when it is built: until then every row goes to one list and every scan reads it whole.",
+        )
+    } else if lists > 1 && rows < u64::from(lists) * u64::from(MIN_SAMPLE_PER_LIST) {
+        pgrx::pg_sys::panic::ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+            format!("synthivf index \"{name}\" was built from {rows} rows for {lists} lists"),
+            "ambuild",
+        )
+        .set_detail(format!(
+            "k-means had fewer than {MIN_SAMPLE_PER_LIST} rows a list, so the lists are poor and recall will be low."
+        ))
+    } else {
+        return;
+    };
+    report
+        .set_hint(
+            "Build the index after loading the data, or REINDEX it then (or use fewer lists).",
+        )
+        .report(pgrx::PgLogLevel::NOTICE);
 }
 
 /// Writes an index of no rows into `rel` (one list, centroid arbitrary).
