@@ -29,12 +29,15 @@ struct Head {
     build_rows: u64,
 }
 
-/// The first list's centroid, from its directory page.
-fn first_centroid(rel: &PgRelation, meta: &Meta) -> Vec<f32> {
+/// Whether `first` is, bit for bit, the first list's centroid on its directory page.
+fn is_first_centroid(rel: &PgRelation, meta: &Meta, first: &[f32]) -> bool {
     let (blk, off) = meta.entry_at(0);
     let p = rel.read(blk);
     page::expect(&p, blk, page::Kind::Directory);
-    page::get_f32s(&p, off + page::CENTROID, meta.dims).into_owned()
+    page::get_f32s(&p, off + page::CENTROID, meta.dims)
+        .iter()
+        .zip(first)
+        .all(|(a, b)| a.to_bits() == b.to_bits())
 }
 
 /// The centroids of `index` (`meta.lists * meta.dims` values), from the cache or read now and
@@ -52,7 +55,6 @@ pub unsafe fn centroids<'a>(
     if n == 0 || bytes > MAX_BYTES {
         return None;
     }
-    let first = first_centroid(rel, meta);
     // Safety: rd_amcache is either NULL or a block this module allocated in rd_indexcxt with a
     // Head followed by `lists * dims` f32 values (checked by magic and shape before the values
     // are read); the block is 8-byte aligned (palloc), so the f32s after the 16-byte head are too.
@@ -67,11 +69,7 @@ pub unsafe fn centroids<'a>(
                 && h.build_rows == meta.build_rows
             {
                 let values = std::slice::from_raw_parts(cached.add(1) as *const f32, n);
-                if values[..meta.dims]
-                    .iter()
-                    .zip(&first)
-                    .all(|(a, b)| a.to_bits() == b.to_bits())
-                {
+                if is_first_centroid(rel, meta, &values[..meta.dims]) {
                     return Some(values);
                 }
             }

@@ -101,10 +101,11 @@ pub unsafe extern "C-unwind" fn amrescan(
         if rel.is_empty() {
             return;
         }
+        let m = meta::read_meta(&rel);
         if let Some(f) = optional_proc(index, QUERY_ENCODER_PROC) {
             let version =
                 pg_sys::FunctionCall1Coll(f, pg_sys::InvalidOid, key.sk_argument).value() as u64;
-            let built = meta::read_meta(&rel).encoder_version;
+            let built = m.encoder_version;
             if version != built {
                 error(
                     PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -120,9 +121,8 @@ pub unsafe extern "C-unwind" fn amrescan(
             None => key.sk_argument,
         };
         let values = datum_values(query);
-        let m = meta::read_meta(&rel);
         let centroids = cache::centroids(index, &rel, &m);
-        let s = Scan::with_centroids(&rel, values, options::scan_options(), centroids)
+        let s = Scan::with_centroids(&rel, m, values, options::scan_options(), centroids)
             .unwrap_or_else(|e| scan_error(e));
         *state = Some(s);
     }

@@ -10,7 +10,8 @@ use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use synthsearch_model::{
-    EvalSample, Model, ModelInit, Stage, Trainer, WishEvalConfig, evaluate_point, preview,
+    EvalSample, LossMeans, Model, ModelInit, Stage, Trainer, WishEvalConfig, evaluate_point,
+    preview,
 };
 
 use super::data;
@@ -336,6 +337,16 @@ fn eval(trainer: &Trainer, opts: &TrainOptions) -> Result<Option<serde_json::Val
     .map_err(|e| e.to_string())
 }
 
+/// Losses as a JSON object (a loss that is not finite reads as null, the others stay).
+fn losses_json(losses: &BTreeMap<String, f64>) -> serde_json::Value {
+    serde_json::Value::Object(
+        losses
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect(),
+    )
+}
+
 /// Rows of the preview grid kept with each evaluation.
 const PREVIEW_ROWS: usize = 6;
 
@@ -400,7 +411,7 @@ fn record_eval(
                         (point.step as i64).into(),
                         point.stage.as_str().into(),
                         ((seconds * 1e3).round() / 1e3).into(),
-                        JsonB(serde_json::to_value(&point.losses).unwrap_or_default()).into(),
+                        JsonB(losses_json(&point.losses)).into(),
                         JsonB(point.recall.clone()).into(),
                         picture.as_ref().map(|p| p.png.as_slice()).into(),
                         picture.as_ref().map(|p| p.wishes.clone()).into(),
@@ -408,16 +419,11 @@ fn record_eval(
                 )
             })
         });
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => pgrx::warning!(
+        if let Err(e) = written.and_then(|r| r.map_err(|e| e.to_string())) {
+            pgrx::warning!(
                 "synthsearch: training job {job}: keeping the evaluation at step {} failed: {e}",
                 point.step
-            ),
-            Err(e) => pgrx::warning!(
-                "synthsearch: training job {job}: keeping the evaluation at step {} failed: {e}",
-                point.step
-            ),
+            );
         }
     }
     Ok(Some(point.recall))
@@ -474,24 +480,16 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
     let batch = trainer.config().batch_size as f64;
     let started = Instant::now();
     let mut last_report = Instant::now();
-    let mut since: BTreeMap<&'static str, (f64, u32)> = BTreeMap::new();
+    let mut since = LossMeans::default();
     let mut last_losses = serde_json::json!({});
     let mut recall: Option<serde_json::Value> = None;
     let mut stage = format!("{:?}", trainer.stage()).to_lowercase();
     // Mean of each loss since the previous evaluation.
-    let mut since_eval: BTreeMap<&'static str, (f64, u32)> = BTreeMap::new();
+    let mut since_eval = LossMeans::default();
     let keep_evals = has_evals_table();
     if keep_evals {
         forget_evals_after(job, first);
     }
-    let eval_losses = |since: &mut BTreeMap<&'static str, (f64, u32)>| -> BTreeMap<String, f64> {
-        let out = since
-            .iter()
-            .map(|(k, (s, n))| (k.to_string(), s / f64::from(*n)))
-            .collect();
-        since.clear();
-        out
-    };
     loop {
         let done = trainer.is_done();
         let stopping = stop_requested();
@@ -503,13 +501,7 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
             || last_report.elapsed() >= PROGRESS_INTERVAL;
         if due && step > first || stopping {
             if !since.is_empty() {
-                last_losses = serde_json::Value::Object(
-                    since
-                        .iter()
-                        .map(|(k, (s, n))| (k.to_string(), serde_json::json!(s / f64::from(*n))))
-                        .collect(),
-                );
-                since.clear();
+                last_losses = losses_json(&since.take());
             }
             let rate = (step - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             let eta = (total.saturating_sub(step)) as f64 / rate.max(1e-9);
@@ -580,40 +572,21 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
             .step()
             .map_err(|e| format!("step {}: {e}", step + 1))?;
         stage = format!("{:?}", report.stage).to_lowercase();
-        for (name, value) in &report.losses {
-            for acc in [&mut since, &mut since_eval] {
-                let e = acc.entry(name).or_insert((0.0, 0));
-                e.0 += value;
-                e.1 += 1;
-            }
-        }
+        since.add(&report.losses);
+        since_eval.add(&report.losses);
         let step = report.step;
         if step.is_multiple_of(opts.checkpoint_every) && step < total {
             keep_checkpoint(job, trainer);
         }
         if opts.eval_every > 0 && step.is_multiple_of(opts.eval_every) && step < total {
-            recall = record_eval(
-                job,
-                trainer,
-                opts,
-                &stage,
-                eval_losses(&mut since_eval),
-                keep_evals,
-            )?;
+            recall = record_eval(job, trainer, opts, &stage, since_eval.take(), keep_evals)?;
         }
     }
 
     // The end: the last point of the history (on the same sample as the others), Recall@K on the
     // validation pairs, then the model and the job's success together.
     if opts.eval_every > 0 && keep_evals {
-        record_eval(
-            job,
-            trainer,
-            opts,
-            &stage,
-            eval_losses(&mut since_eval),
-            true,
-        )?;
+        record_eval(job, trainer, opts, &stage, since_eval.take(), true)?;
     }
     let recall = eval(trainer, opts)?;
     let bytes = trainer

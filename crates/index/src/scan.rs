@@ -197,20 +197,21 @@ pub struct Scan {
 
 impl Scan {
     pub fn new<R: Relation>(rel: &R, query: &[f32], opts: ScanOptions) -> Result<Scan, ScanError> {
-        Scan::with_centroids(rel, query, opts, None)
+        Scan::with_centroids(rel, meta::read_meta(rel), query, opts, None)
     }
 
-    /// As [`Scan::new`], with the index's centroids already at hand ([`meta::read_centroids`],
-    /// `lists * dims` values): the lists are ordered without reading the directory, and only
-    /// the probed lists' records are read. Centroids of another shape are not used.
+    /// As [`Scan::new`], with the meta page already read and the index's centroids at hand
+    /// ([`meta::read_centroids`], `lists * dims` values): the lists are ordered without reading
+    /// the directory, and only the probed lists' records are read. Centroids of another shape are
+    /// not used.
     pub fn with_centroids<R: Relation>(
         rel: &R,
+        meta: Meta,
         query: &[f32],
         opts: ScanOptions,
         centroids: Option<&[f32]>,
     ) -> Result<Scan, ScanError> {
         opts.validate().map_err(ScanError::Options)?;
-        let meta = meta::read_meta(rel);
         if query.len() != meta.dims {
             return Err(ScanError::Dims {
                 expected: meta.dims,

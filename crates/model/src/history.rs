@@ -70,6 +70,37 @@ impl WishReport {
     }
 }
 
+/// The mean of each loss over the steps since the means were last taken: what a progress report
+/// or an evaluation shows as "the losses of that moment".
+#[derive(Clone, Debug, Default)]
+pub struct LossMeans(BTreeMap<&'static str, (f64, u32)>);
+
+impl LossMeans {
+    /// Adds one step's losses.
+    pub fn add(&mut self, losses: &[(&'static str, f64)]) {
+        for (name, value) in losses {
+            let e = self.0.entry(name).or_insert((0.0, 0));
+            e.0 += value;
+            e.1 += 1;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The means, starting over.
+    pub fn take(&mut self) -> BTreeMap<String, f64> {
+        let out = self
+            .0
+            .iter()
+            .map(|(k, (s, n))| (k.to_string(), s / f64::from(*n)))
+            .collect();
+        self.0.clear();
+        out
+    }
+}
+
 /// One evaluation during training.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvalPoint {
@@ -559,6 +590,21 @@ mod tests {
                 "wishes": {"precision_at_10": {"gan": gan / 2.0}, "colour_fidelity": 0.9},
             }),
         }
+    }
+
+    #[test]
+    fn loss_means_average_since_last_taken() {
+        let mut m = LossMeans::default();
+        assert!(m.is_empty());
+        m.add(&[("l1", 1.0), ("gp", 4.0)]);
+        m.add(&[("l1", 3.0)]);
+        assert_eq!(
+            m.take(),
+            BTreeMap::from([("gp".to_string(), 4.0), ("l1".to_string(), 2.0)])
+        );
+        assert!(m.is_empty());
+        m.add(&[("l1", 5.0)]);
+        assert_eq!(m.take(), BTreeMap::from([("l1".to_string(), 5.0)]));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use eval::{
     EvalReport, Method, PREVIEW_COLUMNS, Preview, WishEvalConfig, WishReport, evaluate,
     evaluate_wishes, preview,
 };
-pub use history::{EvalPoint, EvalSample, curves_svg, evaluate_point};
+pub use history::{EvalPoint, EvalSample, LossMeans, curves_svg, evaluate_point};
 pub use model::{Generated, MAX_WALK_POINTS, Model, ModelInit, Reference, WalkEnd};
 pub use text::WordVectors;
 pub use train::{Stage, StepReport, Trainer};

@@ -1,7 +1,6 @@
 //! `synth`: the SynthTriplet model from the command line, without PostgreSQL. Generates a
 //! catalog, trains, evaluates, generates images and benchmarks, on CUDA when present.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +10,7 @@ use synthsearch_data::image_io::{DecodeLimits, chw_to_png, decode, from_chw, gri
 use synthsearch_data::{CatalogConfig, generate as generate_catalog, write_fashioniq};
 use synthsearch_model::config::{EncoderKind, GanLoss};
 use synthsearch_model::{
-    Dataset, EncoderConfig, EvalPoint, EvalSample, GeneratorConfig, Model, ModelInit,
+    Dataset, EncoderConfig, EvalPoint, EvalSample, GeneratorConfig, LossMeans, Model, ModelInit,
     PREVIEW_COLUMNS, Reference, TrainConfig, Trainer, WalkEnd, WishEvalConfig, WordVectors,
     curves_svg, evaluate, evaluate_point, evaluate_wishes, preview,
 };
@@ -604,25 +603,17 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         None => None,
     };
     // Mean of each loss since the previous evaluation.
-    let mut since: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+    let mut since = LossMeans::default();
     let mut eval_seconds = 0.0;
     while !trainer.is_done() {
         let r = trainer.step()?;
         let done = r.step;
         let out_of_time = deadline.is_some_and(|d| started.elapsed().as_secs_f64() > d);
-        for (n, v) in &r.losses {
-            let e = since.entry(n.to_string()).or_insert((0.0, 0));
-            e.0 += v;
-            e.1 += 1;
-        }
+        since.add(&r.losses);
         // Every eval_every steps, and once more at the end (on the same sample).
         let last = done == total || out_of_time;
         if a.eval_every > 0 && (done % a.eval_every == 0 || last) {
-            let losses = since
-                .iter()
-                .map(|(k, (s, n))| (k.clone(), s / f64::from(*n)))
-                .collect();
-            since.clear();
+            let losses = since.take();
             let stage = format!("{:?}", r.stage).to_lowercase();
             let p = evaluate_point(
                 trainer.model(),
