@@ -11,6 +11,7 @@ mod gucs;
 mod index;
 mod model;
 mod security;
+mod server;
 mod torch;
 mod worker;
 
@@ -37,6 +38,8 @@ pub extern "C-unwind" fn _PG_init() {
     index::init();
     // Before gucs::init reserves the prefix; registers the launcher when preloaded.
     worker::init();
+    // Settings, and with preloading the shared memory and the model servers.
+    server::init();
     gucs::init();
 }
 

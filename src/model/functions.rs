@@ -2,9 +2,12 @@
 
 use super::cache;
 use super::query::{SynthQuery, check_wish};
+use super::registry::resolve;
 use crate::datatype::memory::{datum_values, new_datum};
 use crate::fmgr::{arg, error};
 use crate::pg_function_info_v1;
+use crate::server::client;
+use crate::server::message::{Ref, Reply, Request};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::{pg_guard, pg_sys};
 use std::cell::RefCell;
@@ -17,17 +20,19 @@ pub enum RefArg<'a> {
     Embedding(&'a [f32]),
 }
 
-fn image_error(e: ImageError) -> ! {
+/// The ERROR a bad image is, in either mode (the model server sends it back to the backend).
+pub fn image_error_of(e: &ImageError) -> (PgSqlErrorCode, String) {
     let code = match e {
         ImageError::TooManyBytes { .. } | ImageError::TooLarge { .. } => {
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
         }
         _ => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
     };
-    error(code, format!("invalid image: {e}"))
+    (code, format!("invalid image: {e}"))
 }
 
-fn model_error(e: ModelError) -> ! {
+/// The ERROR a model's refusal is, in either mode.
+pub fn model_error_of(e: &ModelError) -> (PgSqlErrorCode, String) {
     let code = match e {
         ModelError::EmptyText(_) | ModelError::TextTooLong { .. } => {
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
@@ -38,7 +43,17 @@ fn model_error(e: ModelError) -> ! {
         ModelError::NoGenerator => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     };
-    error(code, e.to_string())
+    (code, e.to_string())
+}
+
+fn image_error(e: ImageError) -> ! {
+    let (code, message) = image_error_of(&e);
+    error(code, message)
+}
+
+fn model_error(e: ModelError) -> ! {
+    let (code, message) = model_error_of(&e);
+    error(code, message)
 }
 
 /// Image bytes -> CHW floats at the model's input size.
@@ -50,9 +65,51 @@ fn decode(bytes: &[u8], size: usize) -> Vec<f32> {
 
 /// The embedding of one image under the model `model` names (None: the active one).
 pub fn encode(bytes: &[u8], model: Option<&str>) -> Vec<f32> {
+    if crate::server::enabled() {
+        let row = resolve(model);
+        let request = Request::Encode {
+            key: client::key(&row),
+            image: bytes.to_vec(),
+        };
+        return match client::call(&row, request) {
+            Reply::Embedding(v) => v,
+            other => unexpected(other),
+        };
+    }
     let (_, m) = cache::model(model);
     let chw = decode(bytes, m.image_size());
     m.encode_images(&chw, 1).unwrap_or_else(|e| model_error(e))
+}
+
+/// A query's reference as the model server takes it (images undecoded: the server decodes).
+fn to_ref(reference: Option<RefArg<'_>>) -> Ref {
+    match reference {
+        None => Ref::None,
+        Some(RefArg::Image(b)) => Ref::Image(b.to_vec()),
+        Some(RefArg::Embedding(v)) => Ref::Embedding(v.to_vec()),
+    }
+}
+
+fn unexpected(_: Reply) -> ! {
+    error(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        "unexpected reply from the model server",
+    )
+}
+
+/// synth_generate through the model server: the synthesized image as PNG.
+fn generate_png_served(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>) -> Vec<u8> {
+    let row = resolve(model);
+    let request = Request::Generate {
+        key: client::key(&row),
+        reference: to_ref(reference),
+        text: text.to_string(),
+        png: true,
+    };
+    match client::call(&row, request) {
+        Reply::Image { png, .. } => png,
+        other => unexpected(other),
+    }
 }
 
 /// Recent queries of this backend, so a query built per row from the same arguments (for example
@@ -102,7 +159,7 @@ pub fn synthesize(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>
     if let Some(q) = fast {
         return q;
     }
-    let (row, m) = cache::model(model);
+    let row = resolve(model);
     let model_key = (row.id, row.generator_version.clone());
     let known = MEMO.with_borrow_mut(|memo| {
         memo.iter_mut()
@@ -115,22 +172,37 @@ pub fn synthesize(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>
     if let Some(q) = known {
         return q;
     }
-    let (generated, has_reference) = match reference {
-        None => (m.generate(Reference::None, text, None), false),
-        Some(RefArg::Image(bytes)) => {
-            let chw = decode(bytes, m.image_size());
-            (m.generate(Reference::Image(&chw), text, None), true)
+    let has_reference = reference.is_some();
+    let embedding = if crate::server::enabled() {
+        let request = Request::Generate {
+            key: client::key(&row),
+            reference: to_ref(reference),
+            text: text.to_string(),
+            png: false,
+        };
+        match client::call(&row, request) {
+            Reply::Embedding(v) => v,
+            other => unexpected(other),
         }
-        Some(RefArg::Embedding(v)) => (m.generate(Reference::Embedding(v), text, None), true),
+    } else {
+        let (_, m) = cache::model(model);
+        let generated = match reference {
+            None => m.generate(Reference::None, text, None),
+            Some(RefArg::Image(bytes)) => {
+                let chw = decode(bytes, m.image_size());
+                m.generate(Reference::Image(&chw), text, None)
+            }
+            Some(RefArg::Embedding(v)) => m.generate(Reference::Embedding(v), text, None),
+        };
+        generated.unwrap_or_else(|e| model_error(e)).embedding
     };
-    let generated = generated.unwrap_or_else(|e| model_error(e));
     let query = SynthQuery {
         model: row.id,
         encoder: row.encoder_version,
         generator: row.generator_version,
         text: text.to_string(),
         reference: has_reference,
-        embedding: generated.embedding,
+        embedding,
     };
     MEMO.with_borrow_mut(|memo| {
         if memo.len() == MEMO_ENTRIES {
@@ -261,6 +333,9 @@ pub extern "C-unwind" fn synth_query_emb(fcinfo: pg_sys::FunctionCallInfo) -> pg
 fn generate_datum(fcinfo: pg_sys::FunctionCallInfo, embedding_reference: bool) -> pg_sys::Datum {
     let png = |reference: RefArg<'_>, text: &str, model: Option<&str>| -> Vec<u8> {
         check_wish(text);
+        if crate::server::enabled() {
+            return generate_png_served(Some(reference), text, model);
+        }
         let (_, m) = cache::model(model);
         let generated = match reference {
             RefArg::Image(bytes) => {
@@ -304,6 +379,10 @@ pub extern "C-unwind" fn synth_generate_text(fcinfo: pg_sys::FunctionCallInfo) -
     // Safety: declared STRICT (text [, text]).
     let (text, model) = unsafe { (text_arg(fcinfo, 0), model_arg(fcinfo, 1)) };
     check_wish(text);
+    if crate::server::enabled() {
+        let png = generate_png_served(None, text, model);
+        return pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&png).into_pg());
+    }
     let (_, m) = cache::model(model);
     let generated = m
         .generate(Reference::None, text, None)
@@ -341,6 +420,23 @@ fn walk_pngs(
                 synthsearch_model::MAX_WALK_POINTS
             ),
         );
+    }
+    if crate::server::enabled() {
+        let row = resolve(model);
+        let (from, to) = match references {
+            None => (Ref::None, Ref::None),
+            Some((a, b)) => (to_ref(Some(a)), to_ref(Some(b))),
+        };
+        let request = Request::Walk {
+            key: client::key(&row),
+            from: (from, from_wish.to_string()),
+            to: (to, to_wish.to_string()),
+            points: points as u32,
+        };
+        return match client::call(&row, request) {
+            Reply::Images(images) => images,
+            other => unexpected(other),
+        };
     }
     let (_, m) = cache::model(model);
     let size = m.image_size();

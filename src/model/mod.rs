@@ -2,6 +2,6 @@
 //! and the SQL functions that encode images and synthesize queries.
 
 pub mod cache;
-mod functions;
+pub mod functions;
 pub mod query;
 pub mod registry;

@@ -20,6 +20,8 @@ mod options;
 mod train;
 mod xact;
 
+pub(crate) use xact::panic_message;
+
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, pg_sys};
 
 pub const MAX_JOBS_MIN: i32 = 0;

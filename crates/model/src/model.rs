@@ -542,6 +542,107 @@ impl Model {
         })
     }
 
+    /// Checks one query as [`Model::generate`] would, without running the networks, so that a
+    /// batch can set a bad query aside and answer the others.
+    pub fn check_query(&self, reference: Reference<'_>, text: &str) -> Result<()> {
+        checked_words(text)?;
+        let s = self.image_size();
+        let d = self.embed_dim();
+        match reference {
+            Reference::None => Ok(()),
+            Reference::Image(chw) => {
+                if chw.len() != 3 * s * s {
+                    return Err(ModelError::Dimension {
+                        what: "image values",
+                        expected: 3 * s * s,
+                        found: chw.len(),
+                    });
+                }
+                Self::check_values("image", chw)
+            }
+            Reference::Embedding(v) => {
+                if v.len() != d {
+                    return Err(ModelError::Dimension {
+                        what: "dimensions",
+                        expected: d,
+                        found: v.len(),
+                    });
+                }
+                Self::check_values("reference embedding", v)
+            }
+        }
+    }
+
+    /// [`Model::generate`] (zero noise) for many queries in one forward pass of each network:
+    /// what a server does with the queries of many connections that arrive together. The
+    /// results equal one `generate` call per query up to float rounding.
+    pub fn generate_batch(&self, queries: &[(Reference<'_>, &str)]) -> Result<Vec<Generated>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        for (reference, text) in queries {
+            self.check_query(*reference, text)?;
+        }
+        let words = queries
+            .iter()
+            .map(|(_, text)| checked_words(text))
+            .collect::<Result<Vec<_>>>()?;
+        let s = self.enc_cfg.image_size;
+        let d = self.enc_cfg.embed_dim;
+        let b = queries.len() as i64;
+        let per = (3 * s * s) as usize;
+        // Source pixels of the image references (zeros for the others), encoded in one pass.
+        let mut pixels = vec![0f32; queries.len() * per];
+        let mut with_image = Vec::new();
+        for (i, (reference, _)) in queries.iter().enumerate() {
+            if let Reference::Image(chw) = reference {
+                pixels[i * per..(i + 1) * per].copy_from_slice(chw);
+                with_image.push(i as i64);
+            }
+        }
+        let (img, emb) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
+            let px = Tensor::from_slice(&pixels)
+                .view([b, 3, s, s])
+                .to_device(self.device);
+            let mut e = Tensor::zeros([b, d], (Kind::Float, self.device));
+            if !with_image.is_empty() {
+                let index = Tensor::from_slice(&with_image).to_device(self.device);
+                let encoded = self.encode_tensor(&px.index_select(0, &index))?;
+                let _ = e.index_copy_(0, &index, &encoded);
+            }
+            let mut has = vec![0f32; queries.len()];
+            for (i, (reference, _)) in queries.iter().enumerate() {
+                match reference {
+                    Reference::None => {}
+                    Reference::Image(_) => has[i] = 1.0,
+                    Reference::Embedding(v) => {
+                        let t = Tensor::from_slice(v).view([1, d]).to_device(self.device);
+                        let _ = e
+                            .get(i as i64)
+                            .copy_(&crate::nets::l2_normalize(&t).view([d]));
+                        has[i] = 1.0;
+                    }
+                }
+            }
+            let has = Tensor::from_slice(&has).view([b, 1]).to_device(self.device);
+            let z = self.noise(queries.len(), None);
+            let t = self.text_features(&words);
+            let img = self
+                .generator
+                .forward(&z, &self.generator_condition(&e, &has, &t), &px);
+            let emb = self.image.forward(&img)?;
+            Ok((img.to_device(Device::Cpu), emb.to_device(Device::Cpu)))
+        })?;
+        (0..b)
+            .map(|i| {
+                Ok(Generated {
+                    image: Vec::<f32>::try_from(&img.get(i).flatten(0, -1))?,
+                    embedding: Vec::<f32>::try_from(&emb.get(i).flatten(0, -1))?,
+                })
+            })
+            .collect()
+    }
+
     /// The walk between two queries: the images the generator makes at `points` evenly spaced
     /// positions (0 to 1) on the straight line between the two queries' generator conditions,
     /// with the same noise, the source pixels mixed in the same proportion. Two wishes on one

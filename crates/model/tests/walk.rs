@@ -93,3 +93,52 @@ fn walk_ends_are_the_plain_generations_and_bad_input_errors() {
         Err(ModelError::Dimension { .. })
     ));
 }
+
+#[test]
+fn a_batch_gives_what_one_generation_per_query_gives() {
+    synthsearch_model::set_threads(2);
+    let data = common::data(80);
+    let mut t = Trainer::new(common::model(6), common::train_config(6, 6), data.clone()).unwrap();
+    run(&mut t, 10).unwrap();
+    let m = t.model();
+    let a = Vec::<f32>::try_from(&data.batch(&[0]).flatten(0, -1)).unwrap();
+    let b = Vec::<f32>::try_from(&data.batch(&[1]).flatten(0, -1)).unwrap();
+    // A stored embedding, not unit length: the model normalizes it, in a batch as alone.
+    let stored: Vec<f32> = m
+        .encode_images(&b, 1)
+        .unwrap()
+        .iter()
+        .map(|x| x * 3.0)
+        .collect();
+    let queries = [
+        (Reference::Image(&a), "in black leather"),
+        (Reference::None, "is red"),
+        (Reference::Embedding(&stored), "has short sleeves"),
+        (Reference::Image(&b), "is blue and striped"),
+        (Reference::Image(&a), "is red"),
+    ];
+    let batch = m.generate_batch(&queries).unwrap();
+    assert_eq!(batch.len(), queries.len());
+    for ((reference, text), got) in queries.iter().zip(&batch) {
+        let one = m.generate(*reference, text, None).unwrap();
+        assert!(close(&got.image, &one.image) < 1e-5, "{text}");
+        assert!(close(&got.embedding, &one.embedding) < 1e-5, "{text}");
+    }
+    // Different queries give different images (the batch does not repeat one row).
+    assert!(close(&batch[0].image, &batch[4].image) > 1e-4);
+    assert!(m.generate_batch(&[]).unwrap().is_empty());
+    // A bad query is the batch's error, and check_query finds it alone.
+    let short = [0.5f32; 3];
+    for (reference, text) in [
+        (Reference::None, "   "),
+        (Reference::Embedding(&short), "is red"),
+        (Reference::Image(&short), "is red"),
+    ] {
+        assert!(m.check_query(reference, text).is_err());
+        assert!(
+            m.generate_batch(&[(Reference::None, "is red"), (reference, text)])
+                .is_err()
+        );
+    }
+    assert!(m.check_query(Reference::Image(&a), "is red").is_ok());
+}
