@@ -225,3 +225,25 @@ CREATE FUNCTION synth_walk_strip(from_reference bytea, to_reference bytea, wish 
 CREATE FUNCTION synth_walk_strip(from_reference embedding, to_reference embedding, wish text, points integer DEFAULT 8, model text DEFAULT NULL)
     RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
     RETURN @extschema@.synth_image_strip(@extschema@.synth_walk_images(from_reference, to_reference, wish, wish, points, model));
+
+-- The model server's state (src/server/status.rs).
+CREATE FUNCTION synth_server_models() RETURNS TABLE (
+    server integer, database oid, model bigint, name text, version integer, bytes bigint,
+    requests bigint, loaded timestamp with time zone, last_used timestamp with time zone)
+    STRICT VOLATILE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'synth_server_models_wrapper';
+CREATE FUNCTION synth_server_status() RETURNS TABLE (
+    server integer, pid integer, started timestamp with time zone, device text, threads integer,
+    connections bigint, queue bigint, requests bigint, batches bigint, mean_batch double precision,
+    errors bigint, models integer, model_bytes bigint, resident_bytes bigint)
+    STRICT VOLATILE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'synth_server_status_wrapper';
+CREATE VIEW synth_model_server AS SELECT * FROM @extschema@.synth_server_status();
+CREATE VIEW synth_model_server_models AS
+    SELECT m.server, d.datname AS database, m.model, m.name, m.version, m.bytes, m.requests,
+           m.loaded, m.last_used
+    FROM @extschema@.synth_server_models() m
+    LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) m.database
+    WHERE m.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database
+                                             WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+       OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER');
+GRANT SELECT ON synth_model_server, synth_model_server_models TO PUBLIC;
+REVOKE ALL ON FUNCTION synth_server_models() FROM PUBLIC;
