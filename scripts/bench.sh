@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the benchmarks of the embedding type (kernels, and ORDER BY ... LIMIT through SQL),
-# the index, the model functions through SQL and the GAN against PyTorch eager.
+# the index, the model functions through SQL, the model server beside the in-backend mode and the GAN
+# against PyTorch eager.
 # Prints markdown tables; BENCHMARKS.md records them with this command.
 source "$(dirname "$0")/bench-lib.bash"
 BENCH_DIR=$PWD/.synth/bench
@@ -57,6 +58,13 @@ fi
 if [ "${MODEL_BENCH:-1}" = 1 ]; then
     echo
     bash scripts/bench-model.sh
+fi
+
+# The model server beside the in-backend mode (SERVER_BENCH=0 skips it).
+if [ "${SERVER_BENCH:-1}" = 1 ]; then
+    echo
+    echo "## The model server beside the in-backend mode"
+    bash scripts/bench-server.sh
 fi
 
 # The GAN's training steps and generation, tch beside PyTorch eager (GAN_BENCH=0 skips it).

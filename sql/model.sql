@@ -90,6 +90,12 @@ CREATE FUNCTION synth_encode(image bytea) RETURNS embedding
 -- the name, a dropped and re-made version): that overload is STABLE and cannot be indexed.
 CREATE FUNCTION synth_encode(image bytea, model text) RETURNS embedding
     AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+-- Many images in one call: one forward pass per synthsearch.server_max_batch images (and, with
+-- the model server, one round trip), for set-based encoding; NULL images give NULL embeddings.
+CREATE FUNCTION synth_encode_batch(images bytea[]) RETURNS embedding[]
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_encode_batch(images bytea[], model text) RETURNS embedding[]
+    AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION synth_query(reference bytea, wish text) RETURNS synthquery
     AS 'MODULE_PATHNAME', 'synth_query_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION synth_query(reference bytea, wish text, model text) RETURNS synthquery

@@ -247,3 +247,9 @@ CREATE VIEW synth_model_server_models AS
        OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER');
 GRANT SELECT ON synth_model_server, synth_model_server_models TO PUBLIC;
 REVOKE ALL ON FUNCTION synth_server_models() FROM PUBLIC;
+
+-- Many images in one call (src/model/functions.rs).
+CREATE FUNCTION synth_encode_batch(images bytea[]) RETURNS embedding[]
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION synth_encode_batch(images bytea[], model text) RETURNS embedding[]
+    AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;

@@ -50,4 +50,19 @@ mod tests {
     fn mismatched_dimensions_error() {
         Spi::get_one::<f64>("SELECT '[1,2]'::embedding <-> '[1,2,3]'").unwrap();
     }
+
+    #[pg_test]
+    fn without_preloading_the_models_run_in_the_backend() {
+        // The test cluster does not preload the library: no model server, backend mode.
+        let mode = Spi::get_one::<String>("SHOW synthsearch.mode").unwrap();
+        assert_eq!(mode.as_deref(), Some("backend"));
+        let servers = Spi::get_one::<i64>("SELECT count(*) FROM synth_model_server").unwrap();
+        assert_eq!(servers, Some(0));
+    }
+
+    #[pg_test(error = "synthsearch.mode = server needs synthsearch in shared_preload_libraries")]
+    fn server_mode_without_preloading_errors() {
+        Spi::run("SET synthsearch.mode = server").unwrap();
+        Spi::get_one::<String>("SELECT synth_query_text('in black leather'::synthquery)").unwrap();
+    }
 }

@@ -27,6 +27,15 @@ SELECT dims(synth_encode(img)) FROM pngs WHERE name = 'red';
 SELECT synth_encode(a.img) = synth_encode(a.img) AS same, synth_encode(a.img) = synth_encode(b.img) AS same_as_other
 FROM pngs a, pngs b WHERE a.name = 'red' AND b.name = 'black';
 SELECT round(l2_norm(synth_encode(img))::numeric, 4) AS unit_norm FROM pngs WHERE name = 'red';
+-- many images in one call: the embeddings of one call each (up to float rounding: one batched
+-- pass), in order; NULL stays NULL
+SELECT b[1] <-> synth_encode(r.img) < 1e-5 AS first, b[2] IS NULL AS null_kept, b[3] <-> synth_encode(k.img) < 1e-5 AS third,
+       array_length(b, 1) AS n
+FROM pngs r, pngs k, LATERAL (SELECT synth_encode_batch(ARRAY[r.img, NULL, k.img]) AS b) s
+WHERE r.name = 'red' AND k.name = 'black';
+SELECT synth_encode_batch('{}'::bytea[]) = '{}'::embedding[] AS empty, synth_encode_batch(NULL) IS NULL AS strict;
+SELECT sqlstate_of($$SELECT synth_encode_batch(ARRAY[img, '\x0102'::bytea]) FROM pngs WHERE name = 'red'$$);
+SELECT sqlstate_of($$SELECT synth_encode_batch(array_fill('\x00'::bytea, ARRAY[4097]))$$);
 
 -- synthquery: text only (bare literal), image + text, embedding + text
 SELECT synth_query_text('in black leather'::synthquery), synth_query_model('in black leather'::synthquery) = :tiny AS from_tiny,

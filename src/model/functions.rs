@@ -159,6 +159,7 @@ pub fn synthesize(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>
     if let Some(q) = fast {
         return q;
     }
+    let served = crate::server::enabled();
     let row = resolve(model);
     let model_key = (row.id, row.generator_version.clone());
     let known = MEMO.with_borrow_mut(|memo| {
@@ -173,7 +174,7 @@ pub fn synthesize(reference: Option<RefArg<'_>>, text: &str, model: Option<&str>
         return q;
     }
     let has_reference = reference.is_some();
-    let embedding = if crate::server::enabled() {
+    let embedding = if served {
         let request = Request::Generate {
             key: client::key(&row),
             reference: to_ref(reference),
@@ -617,4 +618,112 @@ pub extern "C-unwind" fn synth_image_strip(fcinfo: pg_sys::FunctionCallInfo) -> 
     }
     let png = image_io::grid_png(&tiles, tiles.len(), 2).unwrap_or_else(|e| image_error(e));
     pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&png).into_pg())
+}
+
+// ---- many images in one call ----------------------------------------------------------------
+
+pg_function_info_v1!(pg_finfo_synth_encode_batch);
+
+/// The most images one `synth_encode_batch` call takes.
+const MAX_BATCH_IMAGES: usize = 4096;
+
+/// The embeddings of many images (None: the active model): one forward pass per
+/// `synthsearch.server_max_batch` images in either mode, so a set-based encode need not make a
+/// round trip (or a pass) per row.
+fn encode_batch(images: &[&[u8]], model: Option<&str>) -> Vec<Vec<f32>> {
+    if crate::server::enabled() {
+        let row = resolve(model);
+        let request = Request::EncodeBatch {
+            key: client::key(&row),
+            images: images.iter().map(|b| b.to_vec()).collect(),
+        };
+        return match client::call(&row, request) {
+            Reply::Embeddings(all) if all.len() == images.len() => all,
+            other => unexpected(other),
+        };
+    }
+    let (_, m) = cache::model(model);
+    let size = m.image_size();
+    let d = m.embed_dim();
+    let per = crate::server::MAX_BATCH.get().max(1) as usize;
+    let mut out = Vec::with_capacity(images.len());
+    for (p, piece) in images.chunks(per).enumerate() {
+        let mut chw = Vec::with_capacity(piece.len() * 3 * size * size);
+        for (k, bytes) in piece.iter().enumerate() {
+            let image = image_io::decode(bytes, &DecodeLimits::default()).unwrap_or_else(|e| {
+                let (code, message) = image_error_of(&e);
+                error(code, format!("image {}: {message}", p * per + k + 1))
+            });
+            chw.extend_from_slice(&image_io::to_chw(&image, size as u32));
+        }
+        let all = m
+            .encode_images(&chw, piece.len())
+            .unwrap_or_else(|e| model_error(e));
+        out.extend(all.chunks(d).map(<[f32]>::to_vec));
+    }
+    out
+}
+
+/// `synth_encode_batch(images bytea[], model text DEFAULT NULL) -> embedding[]`: the embedding of
+/// each image, in order; a NULL image gives a NULL embedding.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_encode_batch(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: declared (bytea[] [, text]) STRICT on the images; the model argument is checked.
+    let Some(images) = (unsafe { pgrx::fcinfo::pg_getarg::<pgrx::datum::Array<&[u8]>>(fcinfo, 0) })
+    else {
+        // Safety: a valid frame.
+        return unsafe { pgrx::fcinfo::pg_return_null(fcinfo) };
+    };
+    if images.len() > MAX_BATCH_IMAGES {
+        error(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "synth_encode_batch takes at most {MAX_BATCH_IMAGES} images a call, not {}",
+                images.len()
+            ),
+        );
+    }
+    let all: Vec<Option<&[u8]>> = images.iter().collect();
+    let present: Vec<&[u8]> = all.iter().flatten().copied().collect();
+    // Safety: argument 1, when given, is a text.
+    let model = unsafe { model_arg(fcinfo, 1) };
+    let mut embeddings = if present.is_empty() {
+        Vec::new()
+    } else {
+        encode_batch(&present, model)
+    }
+    .into_iter();
+    // Safety: the declared result type is embedding[]; its element type is found from it.
+    unsafe {
+        let array_type = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
+        let element = pg_sys::get_element_type(array_type);
+        let n = all.len();
+        let datums = pg_sys::palloc0(n.max(1) * std::mem::size_of::<pg_sys::Datum>())
+            .cast::<pg_sys::Datum>();
+        let nulls = pg_sys::palloc0(n.max(1)).cast::<bool>();
+        for (i, image) in all.iter().enumerate() {
+            match image {
+                Some(_) => {
+                    let v = embeddings.next().expect("one embedding per image");
+                    *datums.add(i) = new_datum(&v);
+                }
+                None => *nulls.add(i) = true,
+            }
+        }
+        let mut dims = [n as i32];
+        let mut lbs = [1i32];
+        let array = pg_sys::construct_md_array(
+            datums,
+            nulls,
+            1,
+            dims.as_mut_ptr(),
+            lbs.as_mut_ptr(),
+            element,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        );
+        pg_sys::Datum::from(array)
+    }
 }

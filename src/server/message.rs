@@ -24,6 +24,9 @@ pub enum Ref {
 pub enum Request {
     /// `synth_encode`: the image's embedding.
     Encode { key: ModelKey, image: Vec<u8> },
+    /// `synth_encode_batch`: the embeddings of many images, in one forward pass per
+    /// `server_max_batch` of them.
+    EncodeBatch { key: ModelKey, images: Vec<Vec<u8>> },
     /// `synth_query` (and a bare synthquery literal): the synthesized image's embedding;
     /// with `png`, `synth_generate`: the image as PNG too.
     Generate {
@@ -52,6 +55,7 @@ impl Request {
     pub fn key(&self) -> &ModelKey {
         match self {
             Request::Encode { key, .. }
+            | Request::EncodeBatch { key, .. }
             | Request::Generate { key, .. }
             | Request::Walk { key, .. }
             | Request::Load { key, .. } => key,
@@ -62,6 +66,7 @@ impl Request {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     Embedding(Vec<f32>),
+    Embeddings(Vec<Vec<f32>>),
     Image {
         png: Vec<u8>,
         embedding: Vec<f32>,
@@ -166,6 +171,14 @@ impl Request {
                 w.str(&to.1);
                 w.u32(*points);
             }
+            Request::EncodeBatch { key, images } => {
+                w.u8(5);
+                w.key(key);
+                w.u32(images.len() as u32);
+                for i in images {
+                    w.bytes(i);
+                }
+            }
             Request::Load {
                 key,
                 name,
@@ -207,6 +220,15 @@ impl Request {
                 version: r.i32()?,
                 weights: r.bytes()?,
             },
+            5 => {
+                let key = r.key()?;
+                let n = r.u32()? as usize;
+                let mut images = Vec::with_capacity(n.min(4096));
+                for _ in 0..n {
+                    images.push(r.bytes()?);
+                }
+                Request::EncodeBatch { key, images }
+            }
             _ => return Err(Malformed("unknown request kind")),
         };
         r.end()?;
@@ -221,6 +243,13 @@ impl Reply {
             Reply::Embedding(v) => {
                 w.u8(1);
                 w.floats(v);
+            }
+            Reply::Embeddings(all) => {
+                w.u8(7);
+                w.u32(all.len() as u32);
+                for v in all {
+                    w.floats(v);
+                }
             }
             Reply::Image { png, embedding } => {
                 w.u8(2);
@@ -267,6 +296,14 @@ impl Reply {
                 sqlstate: r.i32()?,
                 message: r.str()?,
             },
+            7 => {
+                let n = r.u32()? as usize;
+                let mut all = Vec::with_capacity(n.min(4096));
+                for _ in 0..n {
+                    all.push(r.floats()?);
+                }
+                Reply::Embeddings(all)
+            }
             _ => return Err(Malformed("unknown reply kind")),
         };
         r.end()?;
@@ -377,6 +414,10 @@ mod tests {
                 to: (Ref::None, "is blue".into()),
                 points: 8,
             },
+            Request::EncodeBatch {
+                key: key(),
+                images: vec![vec![1, 2], vec![], vec![3]],
+            },
             Request::Load {
                 key: key(),
                 name: "demo".into(),
@@ -402,6 +443,7 @@ mod tests {
                 embedding: vec![0.25],
             },
             Reply::Images(vec![vec![1], vec![], vec![2, 3]]),
+            Reply::Embeddings(vec![vec![1.0], vec![], vec![0.5, -0.5]]),
             Reply::Loaded,
             Reply::NeedModel,
             Reply::Error {

@@ -167,16 +167,15 @@ fn wait(timeout: Duration) {
     }
 }
 
-/// Resident memory of this process (the Rss line of /proc/self/smaps_rollup), 0 if unknown.
+/// Resident memory of this process (/proc/self/statm; smaps_rollup would walk every mapping of
+/// libtorch, milliseconds the requests would wait).
 fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/smaps_rollup")
+    // Safety: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Rss:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * page)
         .unwrap_or(0)
 }
 
@@ -210,12 +209,15 @@ impl State {
             let window = Duration::from_micros(super::BATCH_WAIT_US.get() as u64);
             let max = super::MAX_BATCH.get() as usize;
             let deadline = Instant::now() + window;
-            while batch.len() < max {
+            // Only while some connection with a channel has not sent a request yet: waiting when
+            // every one is in the batch would only add latency. Short sleeps, not the latch:
+            // its timeout counts whole milliseconds.
+            while batch.len() < max && batch.len() < self.clients.len() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                wait(left);
+                std::thread::sleep(left.min(Duration::from_micros(50)));
                 self.accept();
                 batch.extend(self.collect());
             }
@@ -466,6 +468,10 @@ impl State {
             for (client, request) in group {
                 match request {
                     Request::Encode { image, .. } => encodes.push((client, image)),
+                    Request::EncodeBatch { images, .. } => {
+                        let reply = encode_batch(model, self.entry, &images, max);
+                        replies.push((client, reply));
+                    }
                     Request::Generate {
                         reference,
                         text,
@@ -566,6 +572,36 @@ impl State {
         }
         replies
     }
+}
+
+/// The embeddings of many images from one request: one pass per `max` of them; a bad image is
+/// the request's error, naming it.
+fn encode_batch(model: &Model, entry: &Server, images: &[Vec<u8>], max: usize) -> Reply {
+    let size = model.image_size();
+    let d = model.embed_dim();
+    let mut out = Vec::with_capacity(images.len());
+    for (p, piece) in images.chunks(max).enumerate() {
+        let mut chw = Vec::with_capacity(piece.len() * 3 * size * size);
+        for (k, image) in piece.iter().enumerate() {
+            match decode(image, size) {
+                Ok(c) => chw.extend_from_slice(&c),
+                Err(Reply::Error { sqlstate, message }) => {
+                    return Reply::Error {
+                        sqlstate,
+                        message: format!("image {}: {message}", p * max + k + 1),
+                    };
+                }
+                Err(reply) => return reply,
+            }
+        }
+        entry.batches.fetch_add(1, Ordering::Relaxed);
+        entry.batched.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        match guarded_result(|| model.encode_images(&chw, piece.len())) {
+            Ok(all) => out.extend(all.chunks(d).map(<[f32]>::to_vec)),
+            Err(reply) => return reply,
+        }
+    }
+    Reply::Embeddings(out)
 }
 
 fn error(code: PgSqlErrorCode, message: String) -> Reply {
