@@ -13,6 +13,7 @@ fn timestamp(t: i64) -> Option<TimestampWithTimeZone> {
 }
 
 /// One row per model server: whether it runs, on which device, what it has served.
+#[allow(clippy::type_complexity)] // the columns, as pgrx reads them from the signature
 #[pg_extern(volatile, parallel_safe)]
 fn synth_server_status() -> TableIterator<
     'static,
@@ -71,6 +72,7 @@ fn synth_server_status() -> TableIterator<
 }
 
 /// One row per model a server holds.
+#[allow(clippy::type_complexity)] // the columns, as pgrx reads them from the signature
 #[pg_extern(volatile, parallel_safe)]
 fn synth_server_models() -> TableIterator<
     'static,

@@ -595,7 +595,9 @@ fn encode_batch(model: &Model, entry: &Server, images: &[Vec<u8>], max: usize) -
             }
         }
         entry.batches.fetch_add(1, Ordering::Relaxed);
-        entry.batched.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        entry
+            .batched
+            .fetch_add(piece.len() as u64, Ordering::Relaxed);
         match guarded_result(|| model.encode_images(&chw, piece.len())) {
             Ok(all) => out.extend(all.chunks(d).map(<[f32]>::to_vec)),
             Err(reply) => return reply,

@@ -617,8 +617,7 @@ impl Model {
                     Reference::Image(_) => has[i] = 1.0,
                     Reference::Embedding(v) => {
                         let t = Tensor::from_slice(v).view([1, d]).to_device(self.device);
-                        let _ = e
-                            .get(i as i64)
+                        e.get(i as i64)
                             .copy_(&crate::nets::l2_normalize(&t).view([d]));
                         has[i] = 1.0;
                     }
