@@ -84,16 +84,19 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_int_guc(
-        c"synthsearch.servers",
-        c"Model servers started with the server (each holds its own copy of the models).",
-        c"A backend uses server (its process number modulo this).",
-        &SERVERS,
-        SERVERS_MIN,
-        SERVERS_MAX,
-        GucContext::Postmaster,
-        GucFlags::default(),
-    );
+    // A postmaster setting can only be made while preloading (later it is a FATAL error).
+    if preloading {
+        GucRegistry::define_int_guc(
+            c"synthsearch.servers",
+            c"Model servers started with the server (each holds its own copy of the models).",
+            c"A backend uses server (its process number modulo this).",
+            &SERVERS,
+            SERVERS_MIN,
+            SERVERS_MAX,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
     GucRegistry::define_int_guc(
         c"synthsearch.server_batch_wait",
         c"Microseconds the model server waits for more requests to batch with the first.",
