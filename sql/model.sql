@@ -210,3 +210,66 @@ CREATE OPERATOR CLASS embedding_synth_ops
     FUNCTION 1 synthivf_metric_l2(internal),
     FUNCTION 2 synth_query_embedding(synthquery),
     FUNCTION 3 synth_query_encoder(synthquery);
+
+-- Scaling out with Citus. synth_distribute_models(force): on a Citus coordinator, copies to every
+-- worker node each model of this registry that the node lacks (same name, encoder and generator
+-- versions), then makes the coordinator's active model the active one on every node, so that
+-- what runs on the shards finds it: an expression index on synth_encode(img) and the encoder
+-- check of a synthivf build. Queries need no model there (the synthquery reaches the shards as a
+-- constant). Run it after training or activating a model and before moving shards to a new node.
+-- With force, a node's activation skips its encoder check (as synth_model_activate(id, true)).
+-- One row per node and model: 'copied' (with the node's model id), 'present', 'activated'.
+CREATE FUNCTION synth_distribute_models(force boolean DEFAULT false)
+    RETURNS TABLE (node text, port integer, model text, action text)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    m record;
+    r record;
+    cmd text;
+    ext text := (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+                 WHERE e.extname OPERATOR(pg_catalog.=) 'synthsearch');
+    same text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'synth_distribute_models needs the citus extension in this database'
+            USING ERRCODE = '55000';
+    END IF;
+    FOR m IN SELECT id, name, version, encoder_version, generator_version, active
+             FROM @extschema@.synth_models ORDER BY id LOOP
+        same := pg_catalog.format(
+            'name OPERATOR(pg_catalog.=) %L AND encoder_version OPERATOR(pg_catalog.=) %L AND generator_version OPERATOR(pg_catalog.=) %L',
+            m.name, m.encoder_version, m.generator_version);
+        cmd := pg_catalog.format(
+            'SELECT CASE WHEN EXISTS (SELECT 1 FROM %1$s.synth_models WHERE %2$s) THEN ''present'' '
+            'ELSE ''copied as model '' OPERATOR(pg_catalog.||) %1$s.synth_model_import(pg_catalog.decode(%3$L, ''base64''), %4$L)::text END',
+            ext, same, pg_catalog.encode(@extschema@.synth_model_export(m.id::text), 'base64'), m.name);
+        FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1)' USING cmd LOOP
+            IF NOT r.success THEN
+                RAISE EXCEPTION 'copying model % (% version %) to %:% failed: %', m.id, m.name, m.version, r.nodename, r.nodeport, r.result
+                    USING ERRCODE = '58000';
+            END IF;
+            node := r.nodename; port := r.nodeport; model := m.name || ' version ' || m.version; action := r.result;
+            RETURN NEXT;
+        END LOOP;
+        IF m.active THEN
+            cmd := pg_catalog.format(
+                'SELECT pg_catalog.count(%1$s.synth_model_activate(id, %3$L)) FROM (SELECT id FROM %1$s.synth_models '
+                'WHERE %2$s AND NOT active ORDER BY version DESC LIMIT 1) s',
+                ext, same, force);
+            FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1)' USING cmd LOOP
+                IF NOT r.success THEN
+                    RAISE EXCEPTION 'activating model % (% version %) on %:% failed: %', m.id, m.name, m.version, r.nodename, r.nodeport, r.result
+                        USING ERRCODE = '55000';
+                END IF;
+                IF r.result OPERATOR(pg_catalog.=) '1' THEN
+                    node := r.nodename; port := r.nodeport; model := m.name || ' version ' || m.version; action := 'activated';
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
+END
+$fn$;

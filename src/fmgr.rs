@@ -21,10 +21,16 @@ macro_rules! pg_function_info_v1 {
 /// path); false when it returns no row or NULL.
 pub fn spi_bool(query: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> bool {
     crate::security::pinned(|| {
-        pgrx::Spi::get_one_with_args::<bool>(query, args)
-            .ok()
-            .flatten()
-            .unwrap_or(false)
+        // Read-only (see security::extension): no transaction id for a check.
+        pgrx::Spi::connect(|client| {
+            client
+                .select(query, Some(1), args)?
+                .first()
+                .get_one::<bool>()
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(false)
     })
 }
 

@@ -103,13 +103,22 @@ pub struct Extension {
 
 /// The extension's schema and owner (42704 when it is not installed in this database).
 pub fn extension() -> Extension {
+    // A read-only SELECT: pgrx's Spi::get_* helpers run as updates, which assign a transaction
+    // id (an error in a parallel query, and an XID burnt by every read-only query otherwise).
     let found = pinned(|| {
-        pgrx::Spi::get_two::<String, pg_sys::Oid>(
-            "SELECT pg_catalog.quote_ident(n.nspname), e.extowner \
-             FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n \
-               ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-             WHERE e.extname OPERATOR(pg_catalog.=) 'synthsearch'::pg_catalog.name",
-        )
+        pgrx::Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT pg_catalog.quote_ident(n.nspname), e.extowner \
+                     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n \
+                       ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+                     WHERE e.extname OPERATOR(pg_catalog.=) 'synthsearch'::pg_catalog.name",
+                    Some(1),
+                    &[],
+                )?
+                .first()
+                .get_two::<String, pg_sys::Oid>()
+        })
     });
     match found {
         Ok((Some(schema), Some(owner))) => Extension { schema, owner },

@@ -36,6 +36,17 @@ WHERE r.name = 'red' AND k.name = 'black';
 SELECT synth_encode_batch('{}'::bytea[]) = '{}'::embedding[] AS empty, synth_encode_batch(NULL) IS NULL AS strict;
 SELECT sqlstate_of($$SELECT synth_encode_batch(ARRAY[img, '\x0102'::bytea]) FROM pngs WHERE name = 'red'$$);
 SELECT sqlstate_of($$SELECT synth_encode_batch(array_fill('\x00'::bytea, ARRAY[4097]))$$);
+-- a read-only query's model calls assign no transaction id, and run in parallel workers
+CREATE TABLE par AS SELECT synth_encode(img) AS emb FROM pngs, generate_series(1, 400) WHERE name IN ('red', 'black');
+ANALYZE par;
+BEGIN;
+SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM par WHERE dims(synth_query_embedding(synth_query(emb, 'darker'))) > 0;
+SELECT count(*) FROM par WHERE dims(synth_query_embedding(synth_query(emb, 'darker'))) > 0;
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_transaction_id;
+COMMIT;
+DROP TABLE par;
 
 -- synthquery: text only (bare literal), image + text, embedding + text
 SELECT synth_query_text('in black leather'::synthquery), synth_query_model('in black leather'::synthquery) = :tiny AS from_tiny,
