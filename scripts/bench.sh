@@ -67,6 +67,13 @@ if [ "${SERVER_BENCH:-1}" = 1 ]; then
     bash scripts/bench-server.sh
 fi
 
+# synthsearch on Citus beside one node, where Citus is installed (CITUS_BENCH=0 skips it).
+if [ "${CITUS_BENCH:-1}" = 1 ]; then
+    echo
+    echo "## Scaling out with Citus: a distributed table beside one node"
+    bash scripts/bench-citus.sh
+fi
+
 # The GAN's training steps and generation, tch beside PyTorch eager (GAN_BENCH=0 skips it).
 if [ "${GAN_BENCH:-1}" = 1 ]; then
     echo

@@ -62,6 +62,10 @@ regress() {
 system_tests() {
     local t rc=0
     REGRESS_PORT=$(bash scripts/cluster.sh port "$REGRESS_DIR" "$REGRESS_PORT")
+    # Citus for tests/system/citus.sh, built from its source tarball when one is named (skipped otherwise).
+    if [ -n "${CITUS_TARBALL:-}" ]; then
+        if bash scripts/citus.sh "$CITUS_TARBALL"; then echo "ok - citus build"; else echo "not ok - citus build"; rc=1; fi
+    fi
     for t in tests/system/*.sh; do
         if REGRESS_PORT=$REGRESS_PORT REGRESS_DIR=$REGRESS_DIR bash "$t"; then
             echo "ok - $(basename "$t")"

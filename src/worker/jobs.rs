@@ -160,9 +160,11 @@ fn start(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, given: &serde_json::Va
     let pair_cols = pairs.map(|p| describe(p, "pairs", &data::pair_columns(&opts)));
     check_types(&image_cols, &opts);
     for what in std::iter::once(&image_cols).chain(pair_cols.as_ref()) {
-        let empty = Spi::get_one::<bool>(&format!("SELECT NOT EXISTS (SELECT FROM {})", what.name))
-            .expect("emptiness")
-            .unwrap_or(true);
+        // `SELECT 1`, not `SELECT FROM`: Citus cannot plan a distributed table's empty target list.
+        let empty =
+            Spi::get_one::<bool>(&format!("SELECT NOT EXISTS (SELECT 1 FROM {})", what.name))
+                .expect("emptiness")
+                .unwrap_or(true);
         if empty {
             error(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
