@@ -12,6 +12,7 @@ mod index;
 mod model;
 mod security;
 mod server;
+mod signals;
 mod torch;
 mod worker;
 

@@ -35,45 +35,6 @@ struct BuildState {
     indexed: u64,
 }
 
-/// Blocks every signal on this thread while alive, so that threads started meanwhile (the
-/// build's workers) never run PostgreSQL's signal handlers; restores the mask when dropped.
-struct SignalsBlocked {
-    old: SigSet,
-}
-
-#[repr(C)]
-struct SigSet([u64; 16]);
-
-unsafe extern "C" {
-    fn sigfillset(set: *mut SigSet) -> std::ffi::c_int;
-    fn pthread_sigmask(
-        how: std::ffi::c_int,
-        set: *const SigSet,
-        old: *mut SigSet,
-    ) -> std::ffi::c_int;
-}
-const SIG_SETMASK: std::ffi::c_int = 2;
-
-impl SignalsBlocked {
-    fn new() -> SignalsBlocked {
-        let mut all = SigSet([0; 16]);
-        let mut old = SigSet([0; 16]);
-        // Safety: both sets are glibc sigset_t-sized (128 bytes) and live across the calls.
-        unsafe {
-            sigfillset(&mut all);
-            pthread_sigmask(SIG_SETMASK, &all, &mut old);
-        }
-        SignalsBlocked { old }
-    }
-}
-
-impl Drop for SignalsBlocked {
-    fn drop(&mut self) {
-        // Safety: restores the mask saved in new().
-        unsafe { pthread_sigmask(SIG_SETMASK, &self.old, std::ptr::null_mut()) };
-    }
-}
-
 /// The core's build options for this index.
 fn build_options(
     dims: usize,
@@ -92,7 +53,7 @@ fn build_options(
 
 /// A new build whose worker threads never see signals.
 pub(super) fn new_build(opts: BuildOptions, expected_rows: u64) -> Build {
-    let _blocked = SignalsBlocked::new();
+    let _blocked = crate::signals::Blocked::new();
     Build::new(opts, expected_rows).unwrap_or_else(|e| build_error(e))
 }
 

@@ -110,6 +110,9 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn synth_model_server_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // Before libtorch starts a thread: signals reach this thread alone, where it waits and looks
+    // at its flags (pgrx's handlers abort the process on any other thread).
+    crate::signals::hold();
     let index = arg.value();
     let Some(entry) = shmem::server(index) else {
         return;
@@ -156,7 +159,7 @@ fn device_name(d: tch::Device) -> String {
 
 fn wait(timeout: Duration) {
     // Safety: this process's latch; WL_EXIT_ON_PM_DEATH ends it if the postmaster is gone.
-    unsafe {
+    crate::signals::open(|| unsafe {
         pg_sys::WaitLatch(
             pg_sys::MyLatch,
             (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
@@ -164,7 +167,7 @@ fn wait(timeout: Duration) {
             pg_sys::PG_WAIT_EXTENSION,
         );
         pg_sys::ResetLatch(pg_sys::MyLatch);
-    }
+    });
 }
 
 /// Resident memory of this process (/proc/self/statm; smaps_rollup would walk every mapping of
@@ -183,6 +186,9 @@ impl State {
     fn run(&mut self) {
         let mut last_rss = Instant::now() - Duration::from_secs(10);
         loop {
+            // Signals that came during the last batch run their handlers here (a busy server
+            // may not wait on its latch between batches).
+            crate::signals::open(|| ());
             if BackgroundWorker::sigterm_received() {
                 // Exit 1: the postmaster starts the server again unless it is shutting down.
                 // Safety: ends the process through PostgreSQL's exit path.

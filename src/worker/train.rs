@@ -38,6 +38,9 @@ pub extern "C-unwind" fn synth_train_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(args.database), Some(args.role));
     // The database's and the role's search_path defaults do not reach the worker's SQL.
     security::pin_session();
+    // Before libtorch starts a thread: signals reach this thread alone, inside transactions,
+    // naps and flag checks (pgrx's handlers abort the process on any other thread).
+    crate::signals::hold();
     run(args);
 }
 

@@ -15,6 +15,11 @@ use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
 
 /// Runs `f` in a transaction of its own and commits, or aborts and returns the error's message.
 pub fn transaction<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    // Lock waits, deadlock checks and barriers inside it need their signals.
+    crate::signals::open(|| transaction_open(f))
+}
+
+fn transaction_open<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     // Safety: the worker is connected to its database and outside any transaction (this function
     // never nests); the memory context is saved to be restored after an abort.
     let context = unsafe {
@@ -73,6 +78,8 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Whether the server asked this worker to stop (SIGTERM: a shutdown or pg_terminate_backend).
 pub fn stop_requested() -> bool {
+    // A SIGTERM that came while the signals were held runs its handler now.
+    crate::signals::open(|| ());
     if BackgroundWorker::sigterm_received() {
         STOP.store(true, Ordering::SeqCst);
     }
@@ -82,6 +89,10 @@ pub fn stop_requested() -> bool {
 /// Sleeps up to `timeout` on the latch and handles interrupts; the process exits if the
 /// postmaster has died.
 pub fn nap(timeout: Duration) {
+    crate::signals::open(|| nap_open(timeout));
+}
+
+fn nap_open(timeout: Duration) {
     // Safety: MyLatch is this process's latch; WL_EXIT_ON_PM_DEATH ends the process cleanly
     // when the postmaster is gone.
     unsafe {

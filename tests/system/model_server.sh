@@ -85,6 +85,31 @@ for query in "'in black leather'::synthquery" \
     [ -n "$a" ] && [ "$a" = "$b" ] || fail "top 10 differs between modes for $query: $a / $b"
 done
 
+# Reloads while libtorch's threads run: a SIGHUP must reach the server's main thread (pgrx's
+# handler aborts the process on any other, and the postmaster then restarts the whole cluster).
+# Paused (SIGSTOP) with the signal pending, every thread wakes at SIGCONT and the first to run
+# would take it; with 8 threads and queries in flight, 30 rounds.
+psql -d postgres -c "ALTER SYSTEM SET synthsearch.server_threads = 8" -c "SELECT pg_reload_conf()" >/dev/null
+on_exit_do+=("psql -d postgres -c 'ALTER SYSTEM RESET synthsearch.server_threads' -c 'SELECT pg_reload_conf()' >/dev/null")
+wait_for "SELECT threads = 8 FROM synth_model_server WHERE server = 0" 10 || fail "server_threads = 8 was not applied"
+pid=$(server_pid)
+q "SELECT count(*) FROM (SELECT synth_encode(img) FROM images) s" >/dev/null
+busy=()
+for ((k = 0; k < 3; k++)); do
+    q "SELECT count(*) FROM (SELECT synth_query(img, 'is red') FROM images, generate_series(1, 3)) s" >/dev/null &
+    busy+=($!)
+done
+for ((i = 0; i < 30; i++)); do
+    kill -STOP "$pid" && echo "$pid" >"$work/stopped"
+    kill -HUP "$pid"
+    kill -CONT "$pid"; rm -f "$work/stopped"
+    sleep 0.05
+done
+for p in "${busy[@]}"; do wait "$p" || fail "a query failed while the server took reloads"; done
+[ "$(server_pid)" = "$pid" ] || fail "the server did not survive 30 reloads with its threads running (see the server log)"
+[ "$(q "SELECT synth_query_text('is teal'::synthquery)")" = "is teal" ] || fail "no answer after the reloads"
+echo "model_server: 30 SIGHUPs to a paused server with 8 libtorch threads and queries in flight: same server, still answering"
+
 # Bad input keeps its SQLSTATE through the server; an ordinary role uses the server but cannot
 # pick the mode.
 state() { psql -d $db -tA -v VERBOSITY=sqlstate -c "$1" 2>&1 | grep -o '[0-9][0-9A-Z]\{4\}' | tail -1; }

@@ -67,7 +67,7 @@ PGOPTIONS= psql -d worker_resume -U resume_attacker -tA -c "SELECT 1 WHERE 'a'::
 
 job=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
     \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
-    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 25, \"name\": \"resumed\"}')")
+    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 25, \"threads\": 8, \"name\": \"resumed\"}')")
 
 # The steps a resumed worker started from, in order, from the server log.
 log_from=$(($(wc -l <"$REGRESS_DIR/server.log") + 1))
@@ -86,6 +86,17 @@ wait_resumed() {
 
 # 1. A fast restart: SIGTERM, the worker checkpoints where it is and leaves the job running.
 wait_for "SELECT step >= 30 FROM synth_jobs WHERE job = $job" 120 || fail "job $job did not start training"
+# Before it, reloads while its 8 libtorch threads train: a SIGHUP must reach the worker's main
+# thread (pgrx's handler aborts the process on any other: a crash restart of the cluster). Paused
+# with the signal pending, every thread wakes at SIGCONT and the first to run would take it.
+wpid=$(q "SELECT worker_pid FROM synth_jobs WHERE job = $job")
+for ((i = 0; i < 30; i++)); do
+    kill -STOP "$wpid"; kill -HUP "$wpid"; kill -CONT "$wpid"
+    sleep 0.05
+done
+at=$(q "SELECT step FROM synth_jobs WHERE job = $job")
+wait_for "SELECT step > $at AND worker_pid = $wpid AND attempts = 1 FROM synth_jobs WHERE job = $job" 60 \
+    || fail "the training worker did not survive 30 reloads with its threads running (see the server log)"
 before=$(q "SELECT step FROM synth_jobs WHERE job = $job")
 restart fast
 wait_for "SELECT attempts = 2 AND state = 'running' FROM synth_jobs WHERE job = $job" 120 \
