@@ -14,6 +14,17 @@ pub enum Device {
     Cuda,
 }
 
+/// `synthsearch.iterative_scan`, named as pgvector 0.8's `hnsw.iterative_scan`.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IterativeScan {
+    #[name = c"off"]
+    Off,
+    #[name = c"relaxed_order"]
+    RelaxedOrder,
+    #[name = c"strict_order"]
+    StrictOrder,
+}
+
 pub const THREADS_MIN: i32 = 1;
 pub const THREADS_DEFAULT: i32 = 1;
 pub const THREADS_MAX: i32 = 256;

@@ -9,6 +9,17 @@ CREATE INDEX shop_emb ON shop USING synthivf (emb) WITH (lists = 40);
 SET synthsearch.nprobe = 1;
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
+CREATE FUNCTION explain_lines(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE l text;
+BEGIN
+    FOR l IN EXECUTE q LOOP RETURN NEXT l; END LOOP;
+END $$;
+CREATE FUNCTION explain_json(q text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE j json;
+BEGIN
+    EXECUTE q INTO j;
+    RETURN j::jsonb;
+END $$;
 
 -- A filter that keeps one row in ten still gets its full LIMIT, in the index's order.
 EXPLAIN (COSTS OFF) SELECT id FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 10;
@@ -21,6 +32,36 @@ SELECT count(*) FROM (SELECT id FROM shop WHERE category = 'none' ORDER BY emb <
 SET synthsearch.max_probes = 2;
 SELECT count(*) <= 2000 * 2 / 40 * 3 AS bounded FROM (SELECT id FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 1000) s;
 RESET synthsearch.max_probes;
+
+-- pgvector 0.8's iterative modes. relaxed_order (the default) returns every 'hat' (200), and
+-- rows of later rounds may be nearer than rows already returned; strict_order returns rows in
+-- distance order, dropping those; off stops after the first list; max_scan_tuples ends the rounds.
+SHOW synthsearch.iterative_scan;
+CREATE FUNCTION hats(lim int) RETURNS TABLE (n bigint, in_order boolean) LANGUAGE sql AS $$
+    SELECT count(*), coalesce(bool_and(d >= prev), true) FROM (
+        SELECT d, lag(d) OVER (ORDER BY ord) AS prev FROM (
+            SELECT emb <-> '[0.5,0.5,0.5,0.5]' AS d, row_number() OVER () AS ord FROM (
+                SELECT emb FROM shop WHERE category = 'hat' ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT lim) s) t) u $$;
+SELECT * FROM hats(1000);
+SET synthsearch.iterative_scan = strict_order;
+SELECT n < 200 AS dropped_some, in_order FROM hats(1000);
+SET synthsearch.iterative_scan = off;
+SELECT n < 20 AS first_list_only, in_order FROM hats(1000);
+SET synthsearch.iterative_scan = relaxed_order;
+SET synthsearch.max_scan_tuples = 100;
+SELECT n BETWEEN 1 AND 30 AS capped FROM hats(1000);
+RESET synthsearch.max_scan_tuples;
+-- EXPLAIN (ANALYZE) says what the scans did (every list probed: the counts are fixed, but for
+-- the rows reranked, which depend on the codes' bounds).
+SET synthsearch.nprobe = 40;
+SELECT line FROM (SELECT regexp_replace(l, '[0-9]+ rows reranked', 'N rows reranked') AS line FROM explain_lines(
+    $$EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT id FROM shop ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 5$$) l) s
+WHERE line LIKE 'synthivf%';
+SELECT (e -> 1) - 'Synthivf Rows Reranked' AS synthivf, (e -> 1 ->> 'Synthivf Rows Reranked')::int >= 5 AS reranked FROM explain_json(
+    $$EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT id FROM shop ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 5$$) e;
+-- Without ANALYZE nothing ran: no line.
+SELECT count(*) FROM explain_lines($$EXPLAIN (COSTS OFF) SELECT id FROM shop ORDER BY emb <-> '[0.5,0.5,0.5,0.5]' LIMIT 5$$) l WHERE l LIKE 'synthivf%';
+SET synthsearch.nprobe = 1;
 
 -- The query vector from a parameter, a subquery (InitPlan) and a join's outer row.
 SET synthsearch.nprobe = 40;

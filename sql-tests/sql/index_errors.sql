@@ -28,6 +28,8 @@ SELECT index_sqlstate_of($$SET synthsearch.nprobe = 0$$);
 SELECT index_sqlstate_of($$SET synthsearch.nprobe = 32769$$);
 SELECT index_sqlstate_of($$SET synthsearch.nprobe = 'x'$$);
 SELECT index_sqlstate_of($$SET synthsearch.max_probes = -1$$);
+SELECT index_sqlstate_of($$SET synthsearch.iterative_scan = sideways$$);
+SELECT index_sqlstate_of($$SET synthsearch.max_scan_tuples = -1$$);
 SELECT index_sqlstate_of($$SET synthsearch.no_such_knob = 1$$);
 SHOW synthsearch.nprobe;
 SHOW synthsearch.max_probes;

@@ -33,6 +33,7 @@ struct BuildState {
     pass: Pass,
     rows: u64,
     indexed: u64,
+    row_context: RowContext,
 }
 
 /// The core's build options for this index.
@@ -49,6 +50,47 @@ fn build_options(
     o.memory = kb.max(1024) as usize * 1024;
     o.threads = threads;
     o
+}
+
+/// A memory context for one row's work, reset after it (pgvector's pattern): a TOASTed value is
+/// detoasted into a fresh palloc, which would otherwise stay until the end of the statement, a
+/// table's worth of vectors on top of `maintenance_work_mem`.
+pub(super) struct RowContext(pg_sys::MemoryContext);
+
+impl RowContext {
+    pub(super) fn new() -> RowContext {
+        // Safety: a child of the current context, freed with it (or by Drop).
+        RowContext(unsafe {
+            pg_sys::AllocSetContextCreateInternal(
+                pg_sys::CurrentMemoryContext,
+                c"synthivf row".as_ptr(),
+                0,
+                8 * 1024,
+                8 * 1024 * 1024,
+            )
+        })
+    }
+
+    /// Runs `f` with this context current, then frees what it allocated there. On an ERROR the
+    /// context stays until its parent goes (the statement's end).
+    pub(super) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        // Safety: the context is alive; the previous one is restored before the reset.
+        unsafe {
+            let old = pg_sys::MemoryContextSwitchTo(self.0);
+            let r = f();
+            pg_sys::MemoryContextSwitchTo(old);
+            pg_sys::MemoryContextReset(self.0);
+            r
+        }
+    }
+}
+
+impl Drop for RowContext {
+    fn drop(&mut self) {
+        // Safety: created in new(), not deleted elsewhere; Drop does not run after an ERROR's
+        // unwinding past a pg_guard (the parent context frees it then).
+        unsafe { pg_sys::MemoryContextDelete(self.0) };
+    }
 }
 
 /// A new build whose worker threads never see signals.
@@ -122,7 +164,12 @@ unsafe extern "C-unwind" fn build_callback(
         if *isnull {
             return;
         }
-        (*(state as *mut BuildState)).row(tid, *values);
+        let state = &mut *(state as *mut BuildState);
+        let context = state.row_context.0;
+        let old = pg_sys::MemoryContextSwitchTo(context);
+        state.row(tid, *values);
+        pg_sys::MemoryContextSwitchTo(old);
+        pg_sys::MemoryContextReset(context);
     }
 }
 
@@ -202,6 +249,7 @@ pub unsafe extern "C-unwind" fn ambuild(
             pass: Pass::Sampling,
             rows: 0,
             indexed: 0,
+            row_context: RowContext::new(),
         };
         if let Some(dims) = typmod_dims(index) {
             let o = build_options(dims, state.metric, state.reloptions, threads);

@@ -18,7 +18,11 @@ use synthsearch_index::{Relation, Report, Tid};
 
 pg_function_info_v1!(pg_finfo_synth_index_check);
 
-type HeapRows = Vec<(Tid, Vec<f32>)>;
+/// The table's rows, read with a per-row memory context (a detoasted value is freed at once).
+struct HeapRows {
+    rows: Vec<(Tid, Vec<f32>)>,
+    context: super::build::RowContext,
+}
 
 #[pg_guard]
 unsafe extern "C-unwind" fn collect_row(
@@ -29,13 +33,14 @@ unsafe extern "C-unwind" fn collect_row(
     _alive: bool,
     state: *mut std::ffi::c_void,
 ) {
-    // Safety: `state` is the HeapRows vector below; one index column.
+    // Safety: `state` is the HeapRows below; one index column.
     unsafe {
         if *isnull {
             return;
         }
-        let rows = &mut *(state as *mut HeapRows);
-        rows.push((tid_of(tid), datum_values(*values).to_vec()));
+        let heap = &mut *(state as *mut HeapRows);
+        let v = heap.context.run(|| datum_values(*values).to_vec());
+        heap.rows.push((tid_of(tid), v));
     }
 }
 
@@ -92,7 +97,10 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
             );
         }
         let rel = PgRelation::new(index);
-        let mut rows: HeapRows = Vec::new();
+        let mut rows = HeapRows {
+            rows: Vec::new(),
+            context: super::build::RowContext::new(),
+        };
         if with_heap {
             let info = pg_sys::BuildIndexInfo(index);
             scan_table(
@@ -104,6 +112,7 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
                 &mut rows as *mut HeapRows as *mut std::ffi::c_void,
             );
         }
+        let rows = rows.rows;
         let report = if rel.is_empty() {
             if !rows.is_empty() {
                 corrupt(format!(

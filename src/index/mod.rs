@@ -11,11 +11,13 @@
 //! | `cache.rs`    | the centroids in `rd_amcache`, for scans and inserts            |
 //! | `scan.rs`     | ambeginscan, amrescan, amgettuple, amendscan                   |
 //! | `vacuum.rs`   | ambulkdelete, amvacuumcleanup                                  |
+//! | `explain.rs`  | the scans' counters in EXPLAIN (ANALYZE)                       |
 //! | `check.rs`    | `synth_index_check(regclass)`, in the spirit of amcheck        |
 
 mod build;
 mod cache;
 mod check;
+mod explain;
 mod handler;
 mod insert;
 mod options;
@@ -31,6 +33,7 @@ use synthsearch_index::{BuildError, InsertError, OptionsError, ScanError, Tid};
 /// Registers reloptions and GUCs; called from `_PG_init`.
 pub fn init() {
     options::init();
+    explain::init();
 }
 
 fn tid_of(ptr: pg_sys::ItemPointer) -> Tid {

@@ -1,6 +1,7 @@
 //! Build options (reloptions of `CREATE INDEX ... WITH (...)`) and search knobs (GUCs), each with
 //! the core's minimum, default and maximum. PostgreSQL rejects a value out of range with 22023.
 
+use crate::gucs::IterativeScan;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, pg_sys};
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,6 +12,9 @@ static RELOPT_KIND: AtomicU32 = AtomicU32::new(0);
 
 pub static NPROBE: GucSetting<i32> = GucSetting::<i32>::new(core::DEFAULT_NPROBE as i32);
 pub static MAX_PROBES: GucSetting<i32> = GucSetting::<i32>::new(core::DEFAULT_MAX_PROBES as i32);
+pub static ITERATIVE_SCAN: GucSetting<IterativeScan> =
+    GucSetting::<IterativeScan>::new(IterativeScan::RelaxedOrder);
+pub static MAX_SCAN_TUPLES: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// What `build_reloptions` fills, laid out as PostgreSQL expects (a varlena header first).
 #[repr(C)]
@@ -96,6 +100,24 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"synthsearch.iterative_scan",
+        c"What an index scan does when its first nprobe lists run dry: off, relaxed_order or strict_order.",
+        c"off stops there; relaxed_order probes further lists, whose rows may be nearer than rows already returned; strict_order probes further lists but drops such rows, so rows come back in distance order.",
+        &ITERATIVE_SCAN,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"synthsearch.max_scan_tuples",
+        c"Codes an index scan may scan before it stops probing further lists (0: no cap).",
+        c"The first nprobe lists are always scanned; the cap ends the further rounds of an iterative scan.",
+        &MAX_SCAN_TUPLES,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
 }
 
 /// `amoptions`: parses and validates `WITH (...)`.
@@ -155,5 +177,11 @@ pub fn scan_options() -> core::ScanOptions {
     core::ScanOptions {
         nprobe: NPROBE.get() as u32,
         max_probes: MAX_PROBES.get() as u32,
+        iterative: match ITERATIVE_SCAN.get() {
+            IterativeScan::Off => core::Iterative::Off,
+            IterativeScan::RelaxedOrder => core::Iterative::Relaxed,
+            IterativeScan::StrictOrder => core::Iterative::Strict,
+        },
+        max_scan_tuples: MAX_SCAN_TUPLES.get().max(0) as u64,
     }
 }

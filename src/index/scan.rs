@@ -26,6 +26,9 @@ unsafe extern "C-unwind" fn free_slot(arg: *mut std::ffi::c_void) {
     unsafe {
         let slot = arg as *mut Slot;
         if !(*slot).scan.is_null() {
+            if let Some(s) = &*(*slot).scan {
+                super::explain::account(&s.stats());
+            }
             drop(Box::from_raw((*slot).scan));
             (*slot).scan = std::ptr::null_mut();
         }
@@ -84,7 +87,9 @@ pub unsafe extern "C-unwind" fn amrescan(
             std::ptr::copy(orderbys, (*scan).orderByData, norderbys as usize);
         }
         let state = state(scan);
-        *state = None;
+        if let Some(s) = state.take() {
+            super::explain::account(&s.stats());
+        }
         if (*scan).numberOfOrderBys == 0 {
             error(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,

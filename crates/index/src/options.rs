@@ -187,6 +187,25 @@ pub struct ScanOptions {
     pub nprobe: u32,
     /// 0: keep going through every list.
     pub max_probes: u32,
+    /// What a scan does when the first `nprobe` lists are used up.
+    pub iterative: Iterative,
+    /// After the first round, no further round starts once this many codes were scanned
+    /// (pgvector's `max_scan_tuples`); 0: no cap.
+    pub max_scan_tuples: u64,
+}
+
+/// pgvector 0.8's `iterative_scan` modes, for when the first `nprobe` lists run dry (a WHERE
+/// clause that drops rows, or a large LIMIT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Iterative {
+    /// Only the first `nprobe` lists.
+    Off,
+    /// Probe further lists; a row of a later round can be nearer than one already returned.
+    #[default]
+    Relaxed,
+    /// Probe further lists, but drop a row of a later round that is nearer than one already
+    /// returned: rows always come back in distance order (some of the nearest may be missing).
+    Strict,
 }
 
 impl Default for ScanOptions {
@@ -194,6 +213,8 @@ impl Default for ScanOptions {
         ScanOptions {
             nprobe: DEFAULT_NPROBE,
             max_probes: DEFAULT_MAX_PROBES,
+            iterative: Iterative::default(),
+            max_scan_tuples: 0,
         }
     }
 }
@@ -233,7 +254,7 @@ mod tests {
         assert!(
             ScanOptions {
                 nprobe: 0,
-                max_probes: 0
+                ..ScanOptions::default()
             }
             .validate()
             .is_err()

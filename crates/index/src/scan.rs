@@ -7,10 +7,13 @@
 //! order is exact, and only the rows that might be next are reranked. When the probed lists are
 //! used up the scan probes the next `nprobe` lists, and so on until every list is done (or
 //! `max_probes` lists), so a query whose WHERE clause drops rows still gets every row. Rows from a
-//! later round can be nearer than rows of an earlier one (pgvector calls this relaxed order).
+//! later round can be nearer than rows of an earlier one (pgvector calls this relaxed order);
+//! [`Iterative::Strict`] drops those instead, [`Iterative::Off`] stops after the first round, and
+//! `max_scan_tuples` stops the rounds once that many codes were scanned (pgvector 0.8's
+//! `iterative_scan` and `max_scan_tuples`).
 
 use crate::meta::{self, Meta};
-use crate::options::{OptionsError, ScanOptions};
+use crate::options::{Iterative, OptionsError, ScanOptions};
 use crate::page::{self, CodeHead, Kind, ListEntry};
 use crate::quantize;
 use crate::relation::{INVALID_BLOCK, Relation};
@@ -56,6 +59,10 @@ pub struct ScanStats {
     pub lists: u32,
     pub codes: u64,
     pub reranked: u64,
+    /// Rows returned.
+    pub returned: u64,
+    /// Rows of a later round dropped in strict order (nearer than one already returned).
+    pub dropped: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -185,6 +192,10 @@ pub struct Scan {
     next_list: usize,
     limit: usize,
     nprobe: usize,
+    iterative: Iterative,
+    max_scan_tuples: u64,
+    /// The distance of the last row returned (strict order).
+    last: Option<f32>,
     pending: Pending,
     ready: BinaryHeap<Reverse<Ready>>,
     stats: ScanStats,
@@ -265,6 +276,9 @@ impl Scan {
             next_list: 0,
             limit,
             nprobe: opts.nprobe as usize,
+            iterative: opts.iterative,
+            max_scan_tuples: opts.max_scan_tuples,
+            last: None,
             pending: Pending::new(),
             ready: BinaryHeap::new(),
             stats: ScanStats::default(),
@@ -295,6 +309,15 @@ impl Scan {
                 }
             }
             if let Some(Reverse(r)) = self.ready.pop() {
+                if self.iterative == Iterative::Strict
+                    && !self.nan
+                    && self.last.is_some_and(|last| r.distance < last)
+                {
+                    self.stats.dropped += 1;
+                    continue;
+                }
+                self.last = Some(r.distance);
+                self.stats.returned += 1;
                 let distance = if self.nan { f32::NAN } else { r.distance };
                 return Some(Hit {
                     tid: r.tid,
@@ -337,6 +360,12 @@ impl Scan {
     /// Reads the codes of the next `nprobe` lists into the candidate heap. False when none are left.
     fn probe_round<R: Relation>(&mut self, rel: &R) -> bool {
         if self.next_list >= self.limit {
+            return false;
+        }
+        if self.stats.rounds > 0
+            && (self.iterative == Iterative::Off
+                || (self.max_scan_tuples > 0 && self.stats.codes >= self.max_scan_tuples))
+        {
             return false;
         }
         let end = (self.next_list + self.nprobe).min(self.limit);

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
-use synthsearch_index::options::BuildOptions;
+use synthsearch_index::options::{BuildOptions, Iterative};
 use synthsearch_index::testdata::Mixture;
 use synthsearch_index::{
     BuildError, MemRelation, Metric, Relation, Scan, ScanOptions, Tid, build, bulk_delete, check,
@@ -76,6 +76,7 @@ fn recall_against_exact_search() {
                 ScanOptions {
                     nprobe: 8,
                     max_probes: 0,
+                    ..ScanOptions::default()
                 },
             )
             .unwrap();
@@ -100,6 +101,7 @@ fn exhaustive_scan_returns_each_row_once_in_order() {
             ScanOptions {
                 nprobe: 30,
                 max_probes: 0,
+                ..ScanOptions::default()
             },
         )
         .unwrap();
@@ -124,6 +126,7 @@ fn exhaustive_scan_returns_each_row_once_in_order() {
             ScanOptions {
                 nprobe: 1,
                 max_probes: 0,
+                ..ScanOptions::default()
             },
         )
         .unwrap();
@@ -138,6 +141,7 @@ fn exhaustive_scan_returns_each_row_once_in_order() {
             ScanOptions {
                 nprobe: 2,
                 max_probes: 3,
+                ..ScanOptions::default()
             },
         )
         .unwrap();
@@ -171,6 +175,7 @@ fn inserts_after_build_are_found() {
             ScanOptions {
                 nprobe: 1,
                 max_probes: 0,
+                ..ScanOptions::default()
             },
         )
         .unwrap();
@@ -219,6 +224,7 @@ fn deleted_rows_vanish_and_check_passes() {
         ScanOptions {
             nprobe: 3,
             max_probes: 0,
+            ..ScanOptions::default()
         },
     )
     .unwrap();
@@ -314,7 +320,7 @@ fn bad_input_is_rejected() {
             &data[0].1,
             ScanOptions {
                 nprobe: 0,
-                max_probes: 0
+                ..ScanOptions::default()
             }
         )
         .is_err()
@@ -412,4 +418,53 @@ fn page_format_is_versioned() {
     let err = synthsearch_index::Meta::parse(&rel.read(0)).unwrap_err();
     assert!(err.contains("index version 2 is not supported"), "{err}");
     assert!(check(&rel, None).is_err());
+}
+
+#[test]
+fn iterative_modes_and_the_scan_cap() {
+    let data = rows(3000, 7);
+    let rel = build_index(&data, Metric::L2, 30);
+    let q = &rows(1, 11)[0].1;
+    let scan = |iterative, max_scan_tuples| {
+        let mut s = Scan::new(
+            &rel,
+            q,
+            ScanOptions {
+                nprobe: 2,
+                iterative,
+                max_scan_tuples,
+                ..ScanOptions::default()
+            },
+        )
+        .unwrap();
+        let hits: Vec<_> = s.iter(&rel).collect();
+        (hits, s.stats())
+    };
+    // Relaxed (the default): every row, once; some later row is nearer than an earlier one.
+    let (relaxed, st) = scan(Iterative::Relaxed, 0);
+    assert_eq!(relaxed.len(), data.len());
+    assert_eq!(st.rounds, 15);
+    assert!(
+        relaxed.windows(2).any(|w| w[0].distance > w[1].distance),
+        "data this easy tells the modes apart from nothing"
+    );
+    // Strict: in order, the rows it drops are counted, and nothing else is lost.
+    let (strict, st) = scan(Iterative::Strict, 0);
+    assert!(strict.windows(2).all(|w| w[0].distance <= w[1].distance));
+    assert!(st.dropped > 0);
+    assert_eq!(strict.len() as u64 + st.dropped, data.len() as u64);
+    assert_eq!(st.returned, strict.len() as u64);
+    // Within the first round the two agree.
+    let (off, st) = scan(Iterative::Off, 0);
+    assert_eq!(st.rounds, 1);
+    assert_eq!(st.lists, 2);
+    assert_eq!(off.len() as u64, st.codes);
+    assert_eq!(&relaxed[..off.len()], &off[..]);
+    assert_eq!(&strict[..off.len()], &off[..]);
+    // The cap: rounds stop once that many codes were scanned (the first round always runs).
+    let (capped, st) = scan(Iterative::Relaxed, off.len() as u64 + 1);
+    assert_eq!(st.rounds, 2);
+    assert_eq!(capped.len() as u64, st.codes);
+    let (one, st) = scan(Iterative::Relaxed, 1);
+    assert_eq!((st.rounds, one.len()), (1, off.len()));
 }

@@ -264,7 +264,7 @@ fn main() {
     for &np in &a.nprobe {
         let so = ScanOptions {
             nprobe: np,
-            max_probes: 0,
+            ..ScanOptions::default()
         };
         let t = Instant::now();
         let mut hits = 0usize;
