@@ -4,7 +4,10 @@
 # - Build memory: CREATE INDEX over ROWS x DIMS vectors (512 dimensions: 2 kB a value, stored
 #   TOASTed out of line) with maintenance_work_mem = MWM; the peak of the backend's RssAnon
 #   (private memory: palloc and the Rust heap, not shared buffers), sampled every 20 ms from
-#   /proc, against its value before the statement.
+#   /proc, against its value before the statement, with the extension's library already loaded
+#   in the session (LOAD): loading synthsearch's costs a backend about 175 MB of its own
+#   (libtorch's relocated data and static registrations) unless shared_preload_libraries loads it
+#   once in the postmaster, and that is not the build's. The load is measured too.
 # - Churn: ROUNDS rounds of UPDATE of 20% of the rows (new vectors) then VACUUM; the index's size
 #   after them over its size after the build.
 #   bash scripts/bench-index-memory.sh
@@ -62,12 +65,14 @@ peak_anon() {
     local app=$1 sql=$2 pid="" base peak v start
     start=$(date +%s.%N)
     PGAPPNAME=$app "${psql[@]}" -d bench -c "SET maintenance_work_mem = '$MWM'" -c "SET max_parallel_maintenance_workers = 0" \
-        -c "SELECT pg_sleep(0.3)" -c "$sql" >/dev/null &
+        -c "LOAD '$3'" -c "SELECT pg_sleep(0.5)" -c "$sql" >/dev/null &
     local client=$!
-    for ((i = 0; i < 100 && -z "$pid"; i++)); do
-        pid=$("${psql[@]}" -d bench -tA -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'")
-        [ -n "$pid" ] || sleep 0.02
+    for ((i = 0; i < 100; i++)); do
+        pid=$("${psql[@]}" -d bench -tA -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$app' AND query LIKE '%pg_sleep%'")
+        [ -n "$pid" ] && break
+        sleep 0.02
     done
+    sleep 0.3
     base=$(kb "$pid") peak=$base
     while kill -0 "$client" 2>/dev/null; do
         v=$(kb "$pid")
@@ -75,7 +80,7 @@ peak_anon() {
         sleep 0.02
     done
     wait "$client"
-    echo "$base $peak $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a - 0.3 }')"
+    echo "$base $peak $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a - 0.5 }')"
 }
 size() { "${psql[@]}" -d bench -tA -c "SELECT pg_relation_size('$1')"; }
 churn() { # table: ROUNDS rounds of updating 20% of the rows, then VACUUM
@@ -89,11 +94,11 @@ churn() { # table: ROUNDS rounds of updating 20% of the rows, then VACUUM
 echo
 echo "$ROWS x $DIMS (TOAST $toast), maintenance_work_mem $MWM, $LISTS lists, $ROUNDS rounds of updating 20% + VACUUM"
 echo
-echo "| index | build s | backend RssAnon before | peak during build | peak - before | size after build | after churn | growth |"
+echo "| index | build s | backend RssAnon, library loaded | peak during build | peak - before | size after build | after churn | growth |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-row() { # name table index-sql cast
+row() { # name table index-sql cast library
     local r base peak secs s0 s1
-    r=$(peak_anon "mem_$2" "$3")
+    r=$(peak_anon "mem_$2" "$3" "$5")
     read -r base peak secs <<<"$r"
     s0=$(size "$2_idx")
     churn "$2" "$4"
@@ -102,7 +107,29 @@ row() { # name table index-sql cast
         printf "| %s | %.1f | %.0f MB | %.0f MB | %.0f MB | %.1f MB | %.1f MB | %.2fx |\n",
             n, t, b / 1024, p / 1024, (p - b) / 1024, s0 / 1048576, s1 / 1048576, s1 / s0 }'
 }
-row "synthivf (lists $LISTS)" mem_synth "CREATE INDEX mem_synth_idx ON mem_synth USING synthivf (emb embedding_l2_ops) WITH (lists = $LISTS)" embedding
+row "synthivf (lists $LISTS)" mem_synth "CREATE INDEX mem_synth_idx ON mem_synth USING synthivf (emb embedding_l2_ops) WITH (lists = $LISTS)" embedding synthsearch
 if [ $pgvector = 1 ]; then
-    row "pgvector IVFFlat (lists $LISTS)" mem_vector "CREATE INDEX mem_vector_idx ON mem_vector USING ivfflat (emb vector_l2_ops) WITH (lists = $LISTS)" "vector($DIMS)"
+    row "pgvector IVFFlat (lists $LISTS)" mem_vector "CREATE INDEX mem_vector_idx ON mem_vector USING ivfflat (emb vector_l2_ops) WITH (lists = $LISTS)" "vector($DIMS)" vector
 fi
+# What loading the library costs a backend that has not (no shared_preload_libraries here).
+loaded() {
+    PGAPPNAME=mem_load "${psql[@]}" -d bench -c "SELECT pg_sleep(0.6)" -c "LOAD '$1'" -c "SELECT pg_sleep(1.5)" >/dev/null &
+    local client=$! pid="" a b
+    for ((i = 0; i < 100; i++)); do
+        pid=$("${psql[@]}" -d bench -tA -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'mem_load'")
+        [ -n "$pid" ] && break
+        sleep 0.02
+    done
+    sleep 0.2
+    a=$(kb "$pid")
+    sleep 0.9
+    b=$(kb "$pid")
+    wait "$client"
+    awk -v n="$1" -v a="$a" -v b="$b" 'BEGIN { printf "| %s | %.0f MB | %.0f MB |\n", n, a / 1024, b / 1024 }'
+}
+echo
+echo "| LOAD in a fresh backend | RssAnon before | after |"
+echo "|---|---:|---:|"
+loaded synthsearch
+[ $pgvector = 1 ] && loaded vector
+true
