@@ -40,6 +40,12 @@ INSERT INTO items SELECT i, (SELECT array_agg(cos(i * 0.3 + d) * 5) FROM generat
 FROM generate_series(4001, 6000) i;
 DELETE FROM items WHERE id % 5 = 0;
 VACUUM items;
+-- Rows whose vectors go into the slots VACUUM freed (the lists' free chains), then 400 deleted
+-- again, so 4800 stay.
+INSERT INTO items SELECT i, (SELECT array_agg(sin(i * 0.9 + d * 0.4) * 5) FROM generate_series(1, 8) d)::embedding
+FROM generate_series(6001, 6400) i;
+DELETE FROM items WHERE id > 6000;
+VACUUM items;
 CREATE INDEX items_cos ON items USING synthivf (emb embedding_cosine_ops) WITH (lists = 8);
 SQL
 lsn=$(P -d idx_standby -tA -c "SELECT pg_current_wal_lsn()")

@@ -16,6 +16,8 @@ pub struct Report {
     pub vector_pages: u32,
     /// Vector slots of deleted rows.
     pub dead_vectors: u64,
+    /// Of those, the slots on their list's free chain (the next inserts into the list take them).
+    pub free_vectors: u64,
     /// Pages no chain reaches (left by a crash between extending and linking; harmless).
     pub orphan_pages: u32,
     /// Vectors not marked dead that no code points at (a crash inside a vacuum; harmless).
@@ -127,8 +129,10 @@ pub fn check<R: Relation>(
         let centroid = &centroids[list * dims..(list + 1) * dims];
         // The vector chain first, so codes can be checked against its pages.
         let mut blk = e.vec_head;
+        let mut list_vectors = std::collections::HashSet::new();
         while blk != INVALID_BLOCK {
             claim(&mut roles, blk, Role::Vectors, list)?;
+            list_vectors.insert(blk);
             report.vector_pages += 1;
             let p = rel.read(blk);
             let h = check_header(&p, blk, Kind::Vectors)?;
@@ -151,6 +155,39 @@ pub fn check<R: Relation>(
             }
             blk = h.next;
         }
+        // The free chain: free slots of this list's vector pages, each once. Its head may name
+        // a slot an insert reused just before a crash (the insert's directory record was lost):
+        // inserts drop the chain then, so that ends it here without an error.
+        let mut link = e.free;
+        let mut on_chain = std::collections::HashSet::new();
+        let mut first = true;
+        while let Some((fb, fs)) = link {
+            let page_ok = fb < len && list_vectors.contains(&fb);
+            let free = page_ok && {
+                let p = rel.read(fb);
+                fs < page::header(&p).count
+                    && page::vector_flags(&p, page::record(fs as usize, vstride))
+                        == VEC_DEAD | page::VEC_FREE
+            };
+            if !free {
+                if first {
+                    break;
+                }
+                return fail(
+                    Some(fb),
+                    format!(
+                        "the free chain of list {list} names slot {fs} of block {fb}, which is not a free slot of the list"
+                    ),
+                );
+            }
+            if !on_chain.insert((fb, fs)) {
+                return fail(Some(fb), format!("the free chain of list {list} loops"));
+            }
+            let p = rel.read(fb);
+            link = page::free_vector_link(&p, page::record(fs as usize, vstride));
+            first = false;
+        }
+        report.free_vectors += on_chain.len() as u64;
         let mut live = 0u32;
         let mut blk = e.code_head;
         while blk != INVALID_BLOCK {

@@ -52,13 +52,22 @@ pub struct Encoded<'a> {
     pub error: f32,
 }
 
-/// Writes vectors then their codes into list pages, growing each chain at its head when full.
-/// Updates `entry` (heads, live count); the caller writes the entry back.
+/// Writes vectors then their codes into list pages: vectors into the slots on the list's free
+/// chain first (left by VACUUM), then into the head page, growing each chain at its head when
+/// full. Updates `entry` (heads, free chain, live and dead counts); the caller holds the
+/// directory page and writes the entry back after (so a crash between the records leaves at
+/// worst a chain head that names a reused slot, which [`reuse`] drops).
 pub fn append<R: Relation>(rel: &R, dims: usize, entry: &mut ListEntry, items: &[Encoded<'_>]) {
     let vstride = page::vec_stride(dims);
     let vcap = page::capacity(vstride);
     let mut places = Vec::with_capacity(items.len());
-    let mut i = 0;
+    while places.len() < items.len() {
+        match reuse(rel, dims, entry, &items[places.len()]) {
+            Some(place) => places.push(place),
+            None => break,
+        }
+    }
+    let mut i = places.len();
     while i < items.len() {
         let (blk, mut p) = open_head(rel, &mut entry.vec_head, Kind::Vectors, vcap);
         let mut n = page::header(&p).count as usize;
@@ -98,6 +107,38 @@ pub fn append<R: Relation>(rel: &R, dims: usize, entry: &mut ListEntry, items: &
         page::set_count(&mut p, n as u16);
     }
     entry.live += items.len() as u32;
+}
+
+/// Takes the first slot of the list's free chain for `item`'s vector. None when the chain is
+/// empty, or when its head is not a free slot of a vector page (a crash between a reuse's page
+/// record and its directory record): the chain is dropped then, and its slots stay unused until
+/// REINDEX; nothing else is wrong.
+fn reuse<R: Relation>(
+    rel: &R,
+    dims: usize,
+    entry: &mut ListEntry,
+    item: &Encoded<'_>,
+) -> Option<(u32, u16)> {
+    let (blk, slot) = entry.free?;
+    if blk >= rel.len() {
+        entry.free = None;
+        return None;
+    }
+    let mut p = rel.write(blk);
+    let h = page::header(&p);
+    let off = page::record(slot as usize, page::vec_stride(dims));
+    if h.magic != page::MAGIC
+        || h.kind != Kind::Vectors as u16
+        || slot >= h.count
+        || page::vector_flags(&p, off) != page::VEC_DEAD | page::VEC_FREE
+    {
+        entry.free = None;
+        return None;
+    }
+    entry.free = page::free_vector_link(&p, off);
+    page::write_vector(&mut p, off, item.tid, item.values);
+    entry.dead = entry.dead.saturating_sub(1);
+    Some((blk, slot))
 }
 
 /// The chain's head page with room for a record, adding a new head in front when it is full.

@@ -14,15 +14,22 @@
 //!
 //! - Meta page (block 0): see [`crate::meta`].
 //! - Directory pages (blocks 1..): one [`ListEntry`] per list, stride `32 + 4 * dims`:
-//!   code_head u32, vec_head u32, live u32, dead u32, lo f32, step f32, 8 bytes zero, centroid f32 x dims.
+//!   code_head u32, vec_head u32, live u32, dead u32, lo f32, step f32, free block u32, free slot
+//!   u16, 2 bytes zero, centroid f32 x dims. (free block, free slot) is the first vector slot of
+//!   the list's free chain, block 0 (the meta page) for none: indexes made before the chain have
+//!   zeroes there.
 //! - Code pages, chained per list from the directory's `code_head` (newest first), stride
 //!   `round4(16 + dims)`: heap tid block u32, tid offset u16, vector slot u16, vector block u32,
 //!   quantization error f32 (|x - decoded x|), code u8 x dims. Deleting compacts the page.
 //! - Vector pages, chained per list from `vec_head`, stride `8 + 4 * dims`: tid block u32,
-//!   tid offset u16, flags u16 ([`VEC_DEAD`]), vector f32 x dims (normalized for cosine).
+//!   tid offset u16, flags u16 ([`VEC_DEAD`], [`VEC_FREE`]), vector f32 x dims (normalized for
+//!   cosine). A slot on the free chain ([`VEC_DEAD`] | [`VEC_FREE`]) holds the next free slot's
+//!   block u32 and slot u16 where its tid was (block 0: the end).
 //!
 //! Chains grow at the head: a full head page gets a new page in front of it, so building and
-//! inserting only ever write a list's head page and the directory.
+//! inserting only ever write a list's head page and the directory. VACUUM puts the vector slots of
+//! deleted rows on their list's free chain, and an insert into the list takes the chain's first
+//! slot before it appends.
 
 use crate::Tid;
 use crate::relation::{INVALID_BLOCK, PAGE_AREA};
@@ -33,6 +40,8 @@ pub const VERSION: u16 = 1;
 pub const HEADER: usize = 16;
 /// Flag on a vector record whose heap tuple was deleted.
 pub const VEC_DEAD: u16 = 1;
+/// Flag on a dead vector record that is on its list's free chain (with [`VEC_DEAD`]).
+pub const VEC_FREE: u16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -185,11 +194,13 @@ pub struct ListEntry {
     pub vec_head: u32,
     /// Live vectors in the list.
     pub live: u32,
-    /// Vector slots whose tuples were deleted (space kept until REINDEX).
+    /// Vector slots whose tuples were deleted (on the free chain, or left off it by a crash).
     pub dead: u32,
     /// Quantizer: code c stands for residual lo + c * step, the same in every dimension.
     pub lo: f32,
     pub step: f32,
+    /// The first slot of the list's free chain, (block, slot).
+    pub free: Option<(u32, u16)>,
 }
 
 impl ListEntry {
@@ -201,6 +212,7 @@ impl ListEntry {
             dead: 0,
             lo: 0.0,
             step: 0.0,
+            free: None,
         }
     }
 
@@ -212,6 +224,7 @@ impl ListEntry {
             dead: get_u32(p, off + 12),
             lo: get_f32(p, off + 16),
             step: get_f32(p, off + 20),
+            free: slot_link(p, off + 24),
         }
     }
 
@@ -223,6 +236,7 @@ impl ListEntry {
         put_f32(p, off + 16, self.lo);
         put_f32(p, off + 20, self.step);
         put_u64(p, off + 24, 0);
+        put_slot_link(p, off + 24, self.free);
     }
 }
 
@@ -275,6 +289,29 @@ pub fn vector_tid(p: &[u8], off: usize) -> Tid {
 }
 pub fn vector_flags(p: &[u8], off: usize) -> u16 {
     get_u16(p, off + 6)
+}
+
+/// A (block, slot) link: block u32 then slot u16; block 0 (the meta page) is none.
+fn slot_link(p: &[u8], off: usize) -> Option<(u32, u16)> {
+    let block = get_u32(p, off);
+    (block != 0).then(|| (block, get_u16(p, off + 4)))
+}
+
+fn put_slot_link(p: &mut [u8], off: usize, link: Option<(u32, u16)>) {
+    let (block, slot) = link.unwrap_or((0, 0));
+    put_u32(p, off, block);
+    put_u16(p, off + 4, slot);
+}
+
+/// Marks the vector record at `off` dead and on the free chain, linking it to `next`.
+pub fn put_free_vector(p: &mut [u8], off: usize, next: Option<(u32, u16)>) {
+    put_slot_link(p, off, next);
+    put_u16(p, off + 6, VEC_DEAD | VEC_FREE);
+}
+
+/// The next free slot of a record on the free chain (`vector_flags` has [`VEC_FREE`]).
+pub fn free_vector_link(p: &[u8], off: usize) -> Option<(u32, u16)> {
+    slot_link(p, off)
 }
 
 #[cfg(test)]

@@ -63,6 +63,8 @@ pub struct ScanStats {
     pub returned: u64,
     /// Rows of a later round dropped in strict order (nearer than one already returned).
     pub dropped: u64,
+    /// Candidates whose vector a concurrent VACUUM freed (or an insert reused) under the scan.
+    pub skipped: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -347,11 +349,12 @@ impl Scan {
             );
         }
         let off = page::record(c.vec_slot as usize, stride);
-        if page::vector_tid(&p, off) != c.tid {
-            panic!(
-                "data corruption: vector at block {} slot {} belongs to another row",
-                c.vec_block, c.vec_slot
-            );
+        // The code was read before a VACUUM removed it: the slot is dead, or already reused by
+        // another row. Its row is dead to every snapshot (VACUUM removed it), so it is skipped.
+        // (synth_index_check, under its locks, finds a code and vector that truly disagree.)
+        if page::vector_tid(&p, off) != c.tid || page::vector_flags(&p, off) & page::VEC_DEAD != 0 {
+            self.stats.skipped += 1;
+            return None;
         }
         let x = page::get_f32s(&p, off + page::VALUES, self.meta.dims);
         Some(self.meta.metric.distance(&self.query, &x))

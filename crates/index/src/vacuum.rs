@@ -1,6 +1,10 @@
 //! `ambulkdelete`: drops the codes of deleted rows, compacting each code page, and marks their
-//! stored vectors dead. Vector space is not reused (appends go to the head page); REINDEX
-//! reclaims it. Each page is changed under its own guard, one at a time.
+//! stored vectors dead and puts them on their list's free chain, where inserts into the list
+//! take them before they append. Each page is changed under its own guard (its own WAL record);
+//! for each code page, the code page first, then (holding the directory page, as inserts do)
+//! the vector pages, then the directory record, so a crash leaves at worst slots that are off
+//! the chain (unused until REINDEX) or a dead code's vector not yet marked (counted by
+//! synth_index_check as an orphan), never a chain that names a live slot.
 
 use crate::Tid;
 use crate::meta::{self, Meta};
@@ -77,22 +81,9 @@ fn vacuum_list<R: Relation>(
             remaining += kept as u64;
             h.next
         };
-        removed += gone.len() as u64;
-        gone.sort_unstable();
-        let vstride = page::vec_stride(dims);
-        let mut i = 0;
-        while i < gone.len() {
-            let vb = gone[i].0;
-            let mut p = rel.write(vb);
-            page::expect(&p, vb, Kind::Vectors);
-            while i < gone.len() && gone[i].0 == vb {
-                page::put_u16(
-                    &mut p,
-                    page::record(gone[i].1 as usize, vstride) + 6,
-                    VEC_DEAD,
-                );
-                i += 1;
-            }
+        if !gone.is_empty() {
+            free_vectors(rel, meta, list, &mut gone);
+            removed += gone.len() as u64;
         }
         blk = next;
         hops += 1;
@@ -100,14 +91,36 @@ fn vacuum_list<R: Relation>(
             panic!("data corruption: code chain of list {list} loops");
         }
     }
-    if removed > 0 {
-        let (dblk, off) = meta.entry_at(list);
-        let mut p = rel.write(dblk);
-        page::expect(&p, dblk, Kind::Directory);
-        let mut e = ListEntry::read(&p, off);
-        e.dead += removed as u32;
-        e.live = e.live.saturating_sub(removed as u32);
-        e.write(&mut p, off);
-    }
     (removed, remaining)
+}
+
+/// Marks the vectors of removed codes dead and puts them on the list's free chain, under the
+/// directory page (the lock inserts take first), and counts them in the list's record.
+fn free_vectors<R: Relation>(rel: &R, meta: &Meta, list: u32, gone: &mut [(u32, u16)]) {
+    let vstride = page::vec_stride(meta.dims);
+    let (dblk, doff) = meta.entry_at(list);
+    let mut dir = rel.write(dblk);
+    page::expect(&dir, dblk, Kind::Directory);
+    let mut e = ListEntry::read(&dir, doff);
+    gone.sort_unstable();
+    let mut i = 0;
+    while i < gone.len() {
+        let vb = gone[i].0;
+        let mut p = rel.write(vb);
+        let h = page::expect(&p, vb, Kind::Vectors);
+        while i < gone.len() && gone[i].0 == vb {
+            let slot = gone[i].1;
+            if slot < h.count {
+                let off = page::record(slot as usize, vstride);
+                if page::vector_flags(&p, off) & VEC_DEAD == 0 {
+                    page::put_free_vector(&mut p, off, e.free);
+                    e.free = Some((vb, slot));
+                }
+            }
+            i += 1;
+        }
+    }
+    e.dead += gone.len() as u32;
+    e.live = e.live.saturating_sub(gone.len() as u32);
+    e.write(&mut dir, doff);
 }
