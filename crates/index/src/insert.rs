@@ -60,10 +60,17 @@ pub struct Encoded<'a> {
 pub fn append<R: Relation>(rel: &R, dims: usize, entry: &mut ListEntry, items: &[Encoded<'_>]) {
     let vstride = page::vec_stride(dims);
     let vcap = page::capacity(vstride);
+    let cstride = page::code_stride(dims);
+    let ccap = page::capacity(cstride);
     let mut places = Vec::with_capacity(items.len());
+    // Codes of reused slots go to the code page VACUUM freed room on, when it still has room.
+    let mut code_pages = Vec::with_capacity(items.len());
     while places.len() < items.len() {
         match reuse(rel, dims, entry, &items[places.len()]) {
-            Some(place) => places.push(place),
+            Some((place, code_page)) => {
+                places.push(place);
+                code_pages.push(code_page);
+            }
             None => break,
         }
     }
@@ -84,23 +91,37 @@ pub fn append<R: Relation>(rel: &R, dims: usize, entry: &mut ListEntry, items: &
         }
         page::set_count(&mut p, n as u16);
     }
-    let cstride = page::code_stride(dims);
-    let ccap = page::capacity(cstride);
+    let write_code = |p: &mut [u8], n: usize, i: usize| {
+        let off = page::record(n, cstride);
+        let (vec_block, vec_slot) = places[i];
+        page::CodeHead {
+            tid: items[i].tid,
+            vec_block,
+            vec_slot,
+            error: items[i].error,
+        }
+        .write(p, off);
+        p[off + page::CODE..off + page::CODE + dims].copy_from_slice(items[i].code);
+    };
     let mut i = 0;
+    while i < code_pages.len() {
+        if let Some(blk) = code_pages[i].filter(|&b| b > 0 && b < rel.len()) {
+            let mut p = rel.write(blk);
+            let h = page::header(&p);
+            if h.magic == page::MAGIC && h.kind == Kind::Codes as u16 && (h.count as usize) < ccap {
+                write_code(&mut p, h.count as usize, i);
+                page::set_count(&mut p, h.count + 1);
+                i += 1;
+                continue;
+            }
+        }
+        break;
+    }
     while i < items.len() {
         let (_, mut p) = open_head(rel, &mut entry.code_head, Kind::Codes, ccap);
         let mut n = page::header(&p).count as usize;
         while n < ccap && i < items.len() {
-            let off = page::record(n, cstride);
-            let (vec_block, vec_slot) = places[i];
-            page::CodeHead {
-                tid: items[i].tid,
-                vec_block,
-                vec_slot,
-                error: items[i].error,
-            }
-            .write(&mut p, off);
-            p[off + page::CODE..off + page::CODE + dims].copy_from_slice(items[i].code);
+            write_code(&mut p, n, i);
             n += 1;
             i += 1;
         }
@@ -113,12 +134,15 @@ pub fn append<R: Relation>(rel: &R, dims: usize, entry: &mut ListEntry, items: &
 /// empty, or when its head is not a free slot of a vector page (a crash between a reuse's page
 /// record and its directory record): the chain is dropped then, and its slots stay unused until
 /// REINDEX; nothing else is wrong.
+///
+/// Also returns the code page the slot's code was removed from (VACUUM keeps its block in the
+/// free slot): code pages never leave their list, so it is this list's, and it had room then.
 fn reuse<R: Relation>(
     rel: &R,
     dims: usize,
     entry: &mut ListEntry,
     item: &Encoded<'_>,
-) -> Option<(u32, u16)> {
+) -> Option<((u32, u16), Option<u32>)> {
     let (blk, slot) = entry.free?;
     if blk >= rel.len() {
         entry.free = None;
@@ -136,9 +160,10 @@ fn reuse<R: Relation>(
         return None;
     }
     entry.free = page::free_vector_link(&p, off);
+    let code_page = page::free_vector_code_page(&p, off);
     page::write_vector(&mut p, off, item.tid, item.values);
     entry.dead = entry.dead.saturating_sub(1);
-    Some((blk, slot))
+    Some(((blk, slot), code_page))
 }
 
 /// The chain's head page with room for a record, adding a new head in front when it is full.

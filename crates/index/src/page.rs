@@ -24,7 +24,8 @@
 //! - Vector pages, chained per list from `vec_head`, stride `8 + 4 * dims`: tid block u32,
 //!   tid offset u16, flags u16 ([`VEC_DEAD`], [`VEC_FREE`]), vector f32 x dims (normalized for
 //!   cosine). A slot on the free chain ([`VEC_DEAD`] | [`VEC_FREE`]) holds the next free slot's
-//!   block u32 and slot u16 where its tid was (block 0: the end).
+//!   block u32 and slot u16 where its tid was (block 0: the end), and as its first value's bytes
+//!   the block of the code page its code was removed from.
 //!
 //! Chains grow at the head: a full head page gets a new page in front of it, so building and
 //! inserting only ever write a list's head page and the directory. VACUUM puts the vector slots of
@@ -303,10 +304,19 @@ fn put_slot_link(p: &mut [u8], off: usize, link: Option<(u32, u16)>) {
     put_u16(p, off + 4, slot);
 }
 
-/// Marks the vector record at `off` dead and on the free chain, linking it to `next`.
-pub fn put_free_vector(p: &mut [u8], off: usize, next: Option<(u32, u16)>) {
+/// Marks the vector record at `off` dead and on the free chain, linking it to `next`, and keeps
+/// in its first value the code page its code was removed from (where an insert that takes the
+/// slot puts its code, if that page still has room).
+pub fn put_free_vector(p: &mut [u8], off: usize, next: Option<(u32, u16)>, code_page: u32) {
     put_slot_link(p, off, next);
     put_u16(p, off + 6, VEC_DEAD | VEC_FREE);
+    put_u32(p, off + VALUES, code_page);
+}
+
+/// The code page a free record names (see [`put_free_vector`]); None for block 0.
+pub fn free_vector_code_page(p: &[u8], off: usize) -> Option<u32> {
+    let b = get_u32(p, off + VALUES);
+    (b != 0).then_some(b)
 }
 
 /// The next free slot of a record on the free chain (`vector_flags` has [`VEC_FREE`]).

@@ -82,7 +82,7 @@ fn vacuum_list<R: Relation>(
             h.next
         };
         if !gone.is_empty() {
-            free_vectors(rel, meta, list, &mut gone);
+            free_vectors(rel, meta, list, &mut gone, blk);
             removed += gone.len() as u64;
         }
         blk = next;
@@ -95,8 +95,15 @@ fn vacuum_list<R: Relation>(
 }
 
 /// Marks the vectors of removed codes dead and puts them on the list's free chain, under the
-/// directory page (the lock inserts take first), and counts them in the list's record.
-fn free_vectors<R: Relation>(rel: &R, meta: &Meta, list: u32, gone: &mut [(u32, u16)]) {
+/// directory page (the lock inserts take first), and counts them in the list's record. Each
+/// slot names `code_page`, where its code was: an insert that takes it puts its code there.
+fn free_vectors<R: Relation>(
+    rel: &R,
+    meta: &Meta,
+    list: u32,
+    gone: &mut [(u32, u16)],
+    code_page: u32,
+) {
     let vstride = page::vec_stride(meta.dims);
     let (dblk, doff) = meta.entry_at(list);
     let mut dir = rel.write(dblk);
@@ -113,7 +120,7 @@ fn free_vectors<R: Relation>(rel: &R, meta: &Meta, list: u32, gone: &mut [(u32, 
             if slot < h.count {
                 let off = page::record(slot as usize, vstride);
                 if page::vector_flags(&p, off) & VEC_DEAD == 0 {
-                    page::put_free_vector(&mut p, off, e.free);
+                    page::put_free_vector(&mut p, off, e.free, code_page);
                     e.free = Some((vb, slot));
                 }
             }
