@@ -14,6 +14,13 @@ DECLARE l text;
 BEGIN
     FOR l IN EXECUTE q LOOP RETURN NEXT l; END LOOP;
 END $$;
+CREATE FUNCTION index_sqlstate_of_dml(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
 CREATE FUNCTION explain_json(q text) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE j json;
 BEGIN
@@ -136,3 +143,31 @@ SELECT count(*) FILTER (WHERE emb = '[7,7]') AS near FROM (SELECT emb FROM moved
 COMMIT;
 DROP TABLE moved;
 RESET ALL;
+
+-- synth_index_stats: the lists' counts and whether they have gone stale, as an ordinary role.
+CREATE TABLE drift (id int, emb embedding(2));
+INSERT INTO drift SELECT i, ARRAY[cos(i), sin(i)]::embedding FROM generate_series(1, 400) i;
+CREATE INDEX drift_emb ON drift USING synthivf (emb) WITH (lists = 4);
+CREATE ROLE stats_reader;
+GRANT SELECT ON drift TO stats_reader;
+SET ROLE stats_reader;
+SELECT lists, build_rows, live_rows, dead_rows, empty_lists, stale, advice FROM synth_index_stats('drift_emb');
+RESET ROLE;
+-- Almost four times the rows, far from the trained centroids (one list takes them all): stale.
+INSERT INTO drift SELECT i, ARRAY[50 + cos(i), 50 + sin(i)]::embedding FROM generate_series(401, 1600) i;
+DELETE FROM drift WHERE id <= 100;
+VACUUM drift;
+SELECT lists, build_rows, live_rows, dead_rows, largest_list >= 1200 AS one_list_took_them, stale, advice FROM synth_index_stats('drift_emb');
+REINDEX INDEX drift_emb;
+SELECT lists, build_rows, live_rows, dead_rows, stale, advice FROM synth_index_stats('drift_emb');
+-- Built on an empty table: one list trained on nothing, then filled.
+TRUNCATE drift;
+REINDEX INDEX drift_emb;
+INSERT INTO drift SELECT i, ARRAY[cos(i), sin(i)]::embedding FROM generate_series(1, 100) i;
+SELECT lists, build_rows, live_rows, stale, advice FROM synth_index_stats('drift_emb');
+-- Not a synthivf index, not an index.
+CREATE INDEX drift_id ON drift (id);
+SELECT index_sqlstate_of_dml($$SELECT synth_index_stats('drift_id')$$);
+SELECT index_sqlstate_of_dml($$SELECT synth_index_stats('drift')$$);
+DROP TABLE drift;
+DROP ROLE stats_reader;

@@ -16,7 +16,7 @@ use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::{pg_guard, pg_sys};
 use synthsearch_index::{Relation, Report, Tid};
 
-pg_function_info_v1!(pg_finfo_synth_index_check);
+pg_function_info_v1!(pg_finfo_synth_index_check, pg_finfo_synth_index_stats);
 
 /// The table's rows, read with a per-row memory context (a detoasted value is freed at once).
 struct HeapRows {
@@ -168,6 +168,125 @@ unsafe fn result_row(fcinfo: pg_sys::FunctionCallInfo, r: &Report) -> pg_sys::Da
             pg_sys::Datum::from(r.heap_rows as i64),
         ];
         let mut nulls = [false; 7];
+        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::heap_copy_tuple_as_datum(tuple, desc)
+    }
+}
+
+/// `synth_index_stats(index regclass)`: the lists' counts from the meta page and the directory
+/// (no list is read), and whether the lists have gone stale with the advice to REINDEX. Under an
+/// AccessShareLock; for anyone (the counts are what pg_class and pg_stat_* show).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn synth_index_stats(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // Safety: declared STRICT (regclass) RETURNS record with OUT parameters.
+    unsafe {
+        let index_oid = pg_sys::Oid::from(arg(fcinfo, 0).value() as u32);
+        let heap_oid = pg_sys::IndexGetRelation(index_oid, true);
+        if heap_oid == pg_sys::InvalidOid {
+            let name = pg_sys::get_rel_name(index_oid);
+            let name = if name.is_null() {
+                format!("OID {}", index_oid.to_u32())
+            } else {
+                std::ffi::CStr::from_ptr(name)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            error(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("relation \"{name}\" is not an index"),
+            );
+        }
+        let heap = pg_sys::table_open(heap_oid, pg_sys::AccessShareLock as i32);
+        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+        let rel = PgRelation::new(index);
+        let am = pg_sys::get_am_name((*(*index).rd_rel).relam);
+        if am.is_null() || std::ffi::CStr::from_ptr(am) != c"synthivf" {
+            error(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("index \"{}\" is not a synthivf index", rel.name()),
+            );
+        }
+        let stats = if rel.is_empty() {
+            None
+        } else {
+            Some(synthsearch_index::list_stats(&rel))
+        };
+        let name = rel.name();
+        pg_sys::index_close(index, pg_sys::NoLock as i32);
+        pg_sys::table_close(heap, pg_sys::NoLock as i32);
+        stats_row(fcinfo, stats.as_ref(), &name)
+    }
+}
+
+/// The OUT parameters: lists, build_rows, live_rows, dead_rows, largest_list, empty_lists, stale,
+/// advice. An index without pages (built over an empty table, nothing inserted) has no lists.
+///
+/// # Safety
+/// `fcinfo` is the call frame of a function returning a record of those eight columns.
+unsafe fn stats_row(
+    fcinfo: pg_sys::FunctionCallInfo,
+    s: Option<&synthsearch_index::ListStats>,
+    name: &str,
+) -> pg_sys::Datum {
+    let empty = synthsearch_index::ListStats {
+        lists: 0,
+        build_rows: 0,
+        live_rows: 0,
+        dead_rows: 0,
+        largest_list: 0,
+        empty_lists: 0,
+    };
+    let s = s.unwrap_or(&empty);
+    let advice = s.stale().map(|why| {
+        // Safety: quote_identifier returns its argument or a palloc'd quoted copy.
+        let quoted = unsafe {
+            let c = std::ffi::CString::new(name).unwrap_or_default();
+            std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))
+                .to_string_lossy()
+                .into_owned()
+        };
+        format!("{why}: REINDEX INDEX {quoted} trains new lists")
+    });
+    // Safety: as result_row; the advice text is copied into a palloc'd text datum.
+    unsafe {
+        let mut desc: pg_sys::TupleDesc = std::ptr::null_mut();
+        if pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut desc)
+            != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE
+        {
+            error(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "function returning record called in context that cannot accept type record",
+            );
+        }
+        let desc = pg_sys::BlessTupleDesc(desc);
+        let text = match &advice {
+            Some(a) => {
+                let c = std::ffi::CString::new(a.as_str()).unwrap_or_default();
+                pg_sys::Datum::from(pg_sys::cstring_to_text(c.as_ptr()))
+            }
+            None => pg_sys::Datum::from(0usize),
+        };
+        let mut values = [
+            pg_sys::Datum::from(s.lists as i32),
+            pg_sys::Datum::from(s.build_rows as i64),
+            pg_sys::Datum::from(s.live_rows as i64),
+            pg_sys::Datum::from(s.dead_rows as i64),
+            pg_sys::Datum::from(s.largest_list as i64),
+            pg_sys::Datum::from(s.empty_lists as i32),
+            pg_sys::Datum::from(advice.is_some()),
+            text,
+        ];
+        let mut nulls = [
+            false,
+            false,
+            false,
+            false,
+            false,
+            false,
+            false,
+            advice.is_none(),
+        ];
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::heap_copy_tuple_as_datum(tuple, desc)
     }

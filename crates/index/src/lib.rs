@@ -31,7 +31,7 @@ pub mod vacuum;
 pub use build::{Build, BuildError, BuildStats, Phase, Progress, build};
 pub use check::{CheckError, Report, check};
 pub use insert::{InsertError, insert, insert_cached, insert_with};
-pub use meta::{Meta, read_meta, set_encoder_version};
+pub use meta::{ListStats, Meta, Stale, list_stats, read_meta, set_encoder_version};
 pub use options::{BuildOptions, OptionsError, ScanOptions};
 pub use relation::{MemRelation, Relation};
 pub use scan::{Hit, Scan, ScanError};

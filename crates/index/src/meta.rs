@@ -167,3 +167,124 @@ pub fn live_count<R: Relation>(rel: &R) -> u64 {
     let (entries, _) = read_directory(rel, &meta);
     entries.iter().map(|e| e.live as u64).sum()
 }
+
+/// What a DBA asks of an index's lists: how many rows they were trained on and hold now, and
+/// whether they have gone stale. Read from the meta page and the directory alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListStats {
+    pub lists: u32,
+    /// Rows the build saw (the lists' k-means sample came from these).
+    pub build_rows: u64,
+    pub live_rows: u64,
+    /// Vector slots of deleted rows (free for inserts into their list).
+    pub dead_rows: u64,
+    /// Rows in the fullest list.
+    pub largest_list: u64,
+    pub empty_lists: u32,
+}
+
+/// Why the lists no longer fit the data, if they do not: the build saw fewer than 4 rows a list
+/// (pgvector's "little data"), the table has more than doubled since, or one list holds more than
+/// 10 times its share (the data drifted from the centroids). REINDEX trains new lists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stale {
+    LittleData { build_rows: u64, lists: u32 },
+    Grown { factor: f64 },
+    Skewed { share: f64 },
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stale::LittleData { build_rows, lists } => write!(
+                f,
+                "the lists were trained on {build_rows} rows, fewer than 4 for each of its {lists} lists"
+            ),
+            Stale::Grown { factor } => write!(
+                f,
+                "the index holds {factor:.1} times the rows its lists were trained on"
+            ),
+            Stale::Skewed { share } => write!(
+                f,
+                "one list holds {:.0}% of the rows, more than 10 times its share",
+                share * 100.0
+            ),
+        }
+    }
+}
+
+impl ListStats {
+    pub fn stale(&self) -> Option<Stale> {
+        let lists = self.lists.max(1) as u64;
+        if self.build_rows < 4 * lists && self.live_rows > self.build_rows {
+            return Some(Stale::LittleData {
+                build_rows: self.build_rows,
+                lists: self.lists,
+            });
+        }
+        if self.live_rows > 2 * self.build_rows.max(1) && self.live_rows >= 4 * lists {
+            return Some(Stale::Grown {
+                factor: self.live_rows as f64 / self.build_rows.max(1) as f64,
+            });
+        }
+        let share = self.largest_list as f64 / self.live_rows.max(1) as f64;
+        if self.lists > 1 && self.live_rows >= 40 * lists && share * lists as f64 > 10.0 {
+            return Some(Stale::Skewed { share });
+        }
+        None
+    }
+}
+
+/// The lists' counts (see [`ListStats`]).
+pub fn list_stats<R: Relation>(rel: &R) -> ListStats {
+    let meta = read_meta(rel);
+    let (entries, _) = read_directory(rel, &meta);
+    ListStats {
+        lists: meta.lists,
+        build_rows: meta.build_rows,
+        live_rows: entries.iter().map(|e| e.live as u64).sum(),
+        dead_rows: entries.iter().map(|e| e.dead as u64).sum(),
+        largest_list: entries.iter().map(|e| e.live as u64).max().unwrap_or(0),
+        empty_lists: entries.iter().filter(|e| e.live == 0).count() as u32,
+    }
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    fn stats(lists: u32, build_rows: u64, live_rows: u64, largest_list: u64) -> ListStats {
+        ListStats {
+            lists,
+            build_rows,
+            live_rows,
+            dead_rows: 0,
+            largest_list,
+            empty_lists: 0,
+        }
+    }
+
+    #[test]
+    fn staleness() {
+        // Fresh and balanced: not stale.
+        assert_eq!(stats(10, 1000, 1000, 150).stale(), None);
+        // Grown 1.5x: not yet.
+        assert_eq!(stats(10, 1000, 1500, 200).stale(), None);
+        // Grown 3x.
+        let s = stats(10, 1000, 3000, 400).stale().unwrap();
+        assert!(matches!(s, Stale::Grown { factor } if (factor - 3.0).abs() < 1e-9));
+        assert!(s.to_string().contains("3.0 times"), "{s}");
+        // Built on an empty table (one list) and filled since.
+        assert!(matches!(
+            stats(1, 0, 500, 500).stale(),
+            Some(Stale::LittleData { build_rows: 0, .. })
+        ));
+        // Built on little data, and still little: nothing to gain from a REINDEX yet.
+        assert_eq!(stats(100, 10, 10, 1).stale(), None);
+        // One list of 100 holds half the rows.
+        assert!(matches!(
+            stats(100, 10_000, 10_000, 5_000).stale(),
+            Some(Stale::Skewed { share }) if (share - 0.5).abs() < 1e-9
+        ));
+    }
+}
