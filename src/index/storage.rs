@@ -6,15 +6,20 @@
 //! never reaches the page or the WAL. The build writes without WAL and logs whole pages at the end
 //! (see [`PgRelation::log_all`]), as pgvector does.
 //!
+//! Inside [`Relation::atomic`] the write guards of up to four pages share one GenericXLog record,
+//! finished (or aborted) when the closure returns; their pages stay locked until then, and a read
+//! or write of a page already in the record sees the record's copy.
+//!
 //! The core's page area is the [`PAGE_AREA`] bytes after the 24-byte page header. `pd_lower` is set
 //! past the whole area so that GenericXLog's and log_newpage's hole compression never drops data.
 
 use pgrx::pg_sys;
+use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 use synthsearch_index::Relation;
 use synthsearch_index::meta::META_BLOCK;
 use synthsearch_index::page;
-use synthsearch_index::relation::{BLCKSZ, PAGE_AREA};
+use synthsearch_index::relation::{BLCKSZ, MAX_ATOMIC_PAGES, PAGE_AREA};
 
 /// Size of PostgreSQL's page header; the core's area starts here.
 const PAGE_HEADER: usize = 24;
@@ -26,6 +31,14 @@ pub struct PgRelation {
     fork: pg_sys::ForkNumber::Type,
     /// GenericXLog on every write (false: the build, which logs whole pages at the end).
     logged: bool,
+    /// The record of the [`Relation::atomic`] call running, if any.
+    group: RefCell<Option<Group>>,
+}
+
+/// One GenericXLog record over several pages: (block, buffer, the record's copy of the page).
+struct Group {
+    state: *mut pg_sys::GenericXLogState,
+    pages: Vec<(u32, pg_sys::Buffer, *mut u8)>,
 }
 
 impl PgRelation {
@@ -38,6 +51,7 @@ impl PgRelation {
             rel,
             fork: pg_sys::ForkNumber::MAIN_FORKNUM,
             logged: true,
+            group: RefCell::new(None),
         }
     }
 
@@ -53,6 +67,7 @@ impl PgRelation {
             rel,
             fork,
             logged: false,
+            group: RefCell::new(None),
         }
     }
 
@@ -100,21 +115,85 @@ impl PgRelation {
         }
     }
 
-    fn start_write(&self, buf: pg_sys::Buffer, flags: i32) -> PgWrite {
+    fn start_write(&self, blkno: u32, buf: pg_sys::Buffer, flags: i32) -> PgWrite {
         // Safety: `buf` is pinned and exclusively locked by us. GenericXLogRegisterBuffer returns
         // a private BLCKSZ copy of the page that stays valid until finish or abort.
         unsafe {
+            // The borrow ends before the ERROR: the unwinding ends the record and borrows again.
+            let full =
+                self.group.borrow().as_ref().map(|g| g.pages.len()) == Some(MAX_ATOMIC_PAGES);
+            if full {
+                pg_sys::UnlockReleaseBuffer(buf);
+                crate::fmgr::error(
+                    pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!(
+                        "synthivf: one change of index \"{}\" would write more than {MAX_ATOMIC_PAGES} pages",
+                        self.name()
+                    ),
+                );
+            }
+            if let Some(g) = self.group.borrow_mut().as_mut() {
+                let page = pg_sys::GenericXLogRegisterBuffer(g.state, buf, flags) as *mut u8;
+                g.pages.push((blkno, buf, page));
+                return PgWrite {
+                    buf,
+                    state: std::ptr::null_mut(),
+                    page,
+                    grouped: true,
+                };
+            }
             if self.logged {
                 let state = pg_sys::GenericXLogStart(self.rel);
                 let page = pg_sys::GenericXLogRegisterBuffer(state, buf, flags) as *mut u8;
-                PgWrite { buf, state, page }
+                PgWrite {
+                    buf,
+                    state,
+                    page,
+                    grouped: false,
+                }
             } else {
                 let page = pg_sys::BufferGetPage(buf) as *mut u8;
                 PgWrite {
                     buf,
                     state: std::ptr::null_mut(),
                     page,
+                    grouped: false,
                 }
+            }
+        }
+    }
+
+    /// The record's copy of `blkno` when the running atomic change has it.
+    fn grouped_page(&self, blkno: u32) -> Option<(pg_sys::Buffer, *mut u8)> {
+        self.group
+            .borrow()
+            .as_ref()?
+            .pages
+            .iter()
+            .find(|(b, _, _)| *b == blkno)
+            .map(|&(_, buf, page)| (buf, page))
+    }
+}
+
+/// Ends the atomic change's record when the closure returns (finish) or unwinds (abort), then
+/// unlocks and releases its pages.
+struct GroupEnd<'a>(&'a PgRelation);
+
+impl Drop for GroupEnd<'_> {
+    fn drop(&mut self) {
+        let Some(g) = self.0.group.borrow_mut().take() else {
+            return;
+        };
+        // Safety: the state is the live record started in atomic(); each buffer is pinned and
+        // exclusively locked by us, released exactly once here.
+        unsafe {
+            if std::thread::panicking() {
+                pg_sys::GenericXLogAbort(g.state);
+            } else {
+                pg_sys::GenericXLogFinish(g.state);
+            }
+            for (_, buf, _) in g.pages {
+                pg_sys::UnlockReleaseBuffer(buf);
             }
         }
     }
@@ -123,6 +202,8 @@ impl PgRelation {
 pub struct PgRead {
     buf: pg_sys::Buffer,
     page: *const u8,
+    /// A page of the running atomic change: its lock is the change's, not this guard's.
+    grouped: bool,
 }
 
 impl Deref for PgRead {
@@ -136,6 +217,9 @@ impl Deref for PgRead {
 
 impl Drop for PgRead {
     fn drop(&mut self) {
+        if self.grouped {
+            return;
+        }
         // Safety: we hold the pin and the lock taken in `read`.
         unsafe { pg_sys::UnlockReleaseBuffer(self.buf) };
     }
@@ -146,6 +230,8 @@ pub struct PgWrite {
     /// Null when the relation is written without WAL (a build).
     state: *mut pg_sys::GenericXLogState,
     page: *mut u8,
+    /// A page of the running atomic change: its record and lock are the change's.
+    grouped: bool,
 }
 
 impl Deref for PgWrite {
@@ -165,6 +251,9 @@ impl DerefMut for PgWrite {
 
 impl Drop for PgWrite {
     fn drop(&mut self) {
+        if self.grouped {
+            return;
+        }
         let failed = std::thread::panicking();
         // Safety: we hold the pin and exclusive lock; `state` is the live record started for this
         // buffer, finished or aborted exactly once here.
@@ -212,10 +301,21 @@ impl Relation for PgRelation {
     type WriteGuard<'a> = PgWrite;
 
     fn read(&self, blkno: u32) -> PgRead {
+        if let Some((buf, page)) = self.grouped_page(blkno) {
+            return PgRead {
+                buf,
+                page,
+                grouped: true,
+            };
+        }
         let buf = self.read_buffer(blkno, pg_sys::BUFFER_LOCK_SHARE);
         // Safety: pinned and locked.
         let page = unsafe { pg_sys::BufferGetPage(buf) } as *const u8;
-        let guard = PgRead { buf, page };
+        let guard = PgRead {
+            buf,
+            page,
+            grouped: false,
+        };
         if blkno == META_BLOCK {
             self.check_format(&guard);
         }
@@ -223,8 +323,16 @@ impl Relation for PgRelation {
     }
 
     fn write(&self, blkno: u32) -> PgWrite {
+        if let Some((buf, page)) = self.grouped_page(blkno) {
+            return PgWrite {
+                buf,
+                state: std::ptr::null_mut(),
+                page,
+                grouped: true,
+            };
+        }
         let buf = self.read_buffer(blkno, pg_sys::BUFFER_LOCK_EXCLUSIVE);
-        let guard = self.start_write(buf, 0);
+        let guard = self.start_write(blkno, buf, 0);
         if blkno == META_BLOCK {
             self.check_format(&guard);
         }
@@ -247,7 +355,7 @@ impl Relation for PgRelation {
             pg_sys::LockBuffer(buf, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
             pg_sys::UnlockRelationForExtension(self.rel, pg_sys::ExclusiveLock as i32);
             let blkno = pg_sys::BufferGetBlockNumber(buf);
-            let mut w = self.start_write(buf, pg_sys::GENERIC_XLOG_FULL_IMAGE as i32);
+            let mut w = self.start_write(blkno, buf, pg_sys::GENERIC_XLOG_FULL_IMAGE as i32);
             pg_sys::PageInit(w.page as pg_sys::Page, BLCKSZ, 0);
             let header = w.page as *mut pg_sys::PageHeaderData;
             (*header).pd_lower = (PAGE_HEADER + PAGE_AREA) as u16;
@@ -259,5 +367,19 @@ impl Relation for PgRelation {
     fn len(&self) -> u32 {
         // Safety: the relation is open.
         unsafe { pg_sys::RelationGetNumberOfBlocksInFork(self.rel, self.fork) }
+    }
+
+    fn atomic<T>(&self, f: impl FnOnce() -> T) -> T {
+        if !self.logged || self.group.borrow().is_some() {
+            return f();
+        }
+        // Safety: the relation is open; the record is finished or aborted by GroupEnd.
+        let state = unsafe { pg_sys::GenericXLogStart(self.rel) };
+        *self.group.borrow_mut() = Some(Group {
+            state,
+            pages: Vec::with_capacity(MAX_ATOMIC_PAGES),
+        });
+        let _end = GroupEnd(self);
+        f()
     }
 }

@@ -105,15 +105,21 @@ pub fn append<R: Relation>(rel: &R, dims: usize, entry: &mut ListEntry, items: &
     };
     let mut i = 0;
     while i < code_pages.len() {
-        if let Some(blk) = code_pages[i].filter(|&b| b > 0 && b < rel.len()) {
-            let mut p = rel.write(blk);
+        // Looked at before it is locked for writing (only inserts into this list, which hold its
+        // directory page as we do, add codes to it), so a page without room is not part of the
+        // insert's WAL record.
+        let room = |blk: u32| {
+            let p = rel.read(blk);
             let h = page::header(&p);
-            if h.magic == page::MAGIC && h.kind == Kind::Codes as u16 && (h.count as usize) < ccap {
-                write_code(&mut p, h.count as usize, i);
-                page::set_count(&mut p, h.count + 1);
-                i += 1;
-                continue;
-            }
+            h.magic == page::MAGIC && h.kind == Kind::Codes as u16 && (h.count as usize) < ccap
+        };
+        if let Some(blk) = code_pages[i].filter(|&b| b > 0 && b < rel.len() && room(b)) {
+            let mut p = rel.write(blk);
+            let n = page::header(&p).count;
+            write_code(&mut p, n as usize, i);
+            page::set_count(&mut p, n + 1);
+            i += 1;
+            continue;
         }
         break;
     }
@@ -148,17 +154,22 @@ fn reuse<R: Relation>(
         entry.free = None;
         return None;
     }
-    let mut p = rel.write(blk);
-    let h = page::header(&p);
     let off = page::record(slot as usize, page::vec_stride(dims));
-    if h.magic != page::MAGIC
-        || h.kind != Kind::Vectors as u16
-        || slot >= h.count
-        || page::vector_flags(&p, off) != page::VEC_DEAD | page::VEC_FREE
-    {
+    // Checked before the page is locked for writing (slots on the chain change only under the
+    // directory page we hold), so a bad head is not part of the insert's WAL record.
+    let free = {
+        let p = rel.read(blk);
+        let h = page::header(&p);
+        h.magic == page::MAGIC
+            && h.kind == Kind::Vectors as u16
+            && slot < h.count
+            && page::vector_flags(&p, off) == page::VEC_DEAD | page::VEC_FREE
+    };
+    if !free {
         entry.free = None;
         return None;
     }
+    let mut p = rel.write(blk);
     entry.free = page::free_vector_link(&p, off);
     let code_page = page::free_vector_code_page(&p, off);
     page::write_vector(&mut p, off, item.tid, item.values);
@@ -174,10 +185,14 @@ fn open_head<'a, R: Relation>(
     cap: usize,
 ) -> (u32, R::WriteGuard<'a>) {
     if *head != crate::relation::INVALID_BLOCK {
-        let p = rel.write(*head);
-        let h = page::expect(&p, *head, kind);
-        if (h.count as usize) < cap {
-            return (*head, p);
+        // Looked at first: a full head page is not written (nor part of an insert's WAL record).
+        // Only writers holding the list's directory page, as the caller does, add records.
+        let room = {
+            let p = rel.read(*head);
+            (page::expect(&p, *head, kind).count as usize) < cap
+        };
+        if room {
+            return (*head, rel.write(*head));
         }
     }
     let (blk, mut p) = rel.extend();
@@ -232,22 +247,27 @@ pub fn insert_cached<R: Relation>(
         step: e.step,
     }
     .encode(&v, centroid, &mut code);
-    // Directory page first, then list pages: the same lock order as every other writer.
+    // Directory page first, then list pages: the same lock order as every other writer. One
+    // WAL record for the directory, the vector page and the code page (at most four pages: a
+    // full head page is replaced by a new one, and a reused slot's code page may be full), so a
+    // crash never leaves the list's counts, free chain and pages out of step.
     let (blk, off) = meta.entry_at(list);
-    let mut dir = rel.write(blk);
-    page::expect(&dir, blk, Kind::Directory);
-    let mut entry = ListEntry::read(&dir, off);
-    append(
-        rel,
-        meta.dims,
-        &mut entry,
-        &[Encoded {
-            tid,
-            values: &v,
-            code: &code,
-            error,
-        }],
-    );
-    entry.write(&mut dir, off);
+    rel.atomic(|| {
+        let mut dir = rel.write(blk);
+        page::expect(&dir, blk, Kind::Directory);
+        let mut entry = ListEntry::read(&dir, off);
+        append(
+            rel,
+            meta.dims,
+            &mut entry,
+            &[Encoded {
+                tid,
+                values: &v,
+                code: &code,
+                error,
+            }],
+        );
+        entry.write(&mut dir, off);
+    });
     Ok(true)
 }

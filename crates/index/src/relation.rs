@@ -38,7 +38,15 @@ pub trait Relation {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Runs `f`, whose writes (at most [`MAX_ATOMIC_PAGES`] pages) reach the WAL as one record:
+    /// after a crash all of them are there or none. The pages stay locked until `f` returns.
+    fn atomic<T>(&self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
 }
+
+/// Most pages one [`Relation::atomic`] call may write (PostgreSQL's GenericXLog takes four).
+pub const MAX_ATOMIC_PAGES: usize = 4;
 
 type Page = Box<[u8]>;
 

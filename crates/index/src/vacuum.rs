@@ -1,10 +1,10 @@
 //! `ambulkdelete`: drops the codes of deleted rows, compacting each code page, and marks their
 //! stored vectors dead and puts them on their list's free chain, where inserts into the list
-//! take them before they append. Each page is changed under its own guard (its own WAL record);
-//! for each code page, the code page first, then (holding the directory page, as inserts do)
-//! the vector pages, then the directory record, so a crash leaves at worst slots that are off
-//! the chain (unused until REINDEX) or a dead code's vector not yet marked (counted by
-//! synth_index_check as an orphan), never a chain that names a live slot.
+//! take them before they append. Each code page is compacted in one WAL record with the list's
+//! counts, then each vector page's slots are freed in one record with the chain's new head (the
+//! directory page first in both, the lock order of inserts), so a crash leaves at worst a dead
+//! code's vector not yet freed (counted by synth_index_check as an orphan, unused until
+//! REINDEX), never counts or a chain out of step with the pages.
 
 use crate::Tid;
 use crate::meta::{self, Meta};
@@ -50,17 +50,23 @@ fn vacuum_list<R: Relation>(
 ) -> (u64, u64) {
     let dims = meta.dims;
     let stride = page::code_stride(dims);
+    let vstride = page::vec_stride(dims);
+    let (dblk, doff) = meta.entry_at(list);
     let head = meta::read_entry(rel, meta, list).code_head;
     let (mut removed, mut remaining) = (0u64, 0u64);
     let mut blk = head;
     let mut hops = 0;
     while blk != INVALID_BLOCK {
-        let mut gone = Vec::new();
-        let next = {
+        // The code page and the list's counts in one WAL record (directory page first, the lock
+        // order of inserts).
+        let (next, kept, mut gone) = rel.atomic(|| {
+            let mut dir = rel.write(dblk);
+            page::expect(&dir, dblk, Kind::Directory);
             let mut p = rel.write(blk);
             let h = page::expect(&p, blk, Kind::Codes);
             let n = (h.count as usize).min(page::capacity(stride));
             let mut kept = 0usize;
+            let mut gone = Vec::new();
             for r in 0..n {
                 let off = page::record(r, stride);
                 let c = CodeHead::read(&p, off);
@@ -73,17 +79,40 @@ fn vacuum_list<R: Relation>(
                     kept += 1;
                 }
             }
-            if kept != n {
+            if !gone.is_empty() {
                 let end = page::record(n, stride);
                 p[page::record(kept, stride)..end].fill(0);
                 page::set_count(&mut p, kept as u16);
+                let mut e = ListEntry::read(&dir, doff);
+                e.live = e.live.saturating_sub(gone.len() as u32);
+                e.dead += gone.len() as u32;
+                e.write(&mut dir, doff);
             }
-            remaining += kept as u64;
-            h.next
-        };
-        if !gone.is_empty() {
-            free_vectors(rel, meta, list, &mut gone, blk);
-            removed += gone.len() as u64;
+            (h.next, kept, gone)
+        });
+        remaining += kept as u64;
+        removed += gone.len() as u64;
+        // Then each vector page's freed slots and the chain's new head, one record a page: a
+        // crash in between leaves vectors not yet freed (orphans, harmless), never a chain that
+        // names a slot that is not free.
+        gone.sort_unstable();
+        for piece in gone.chunk_by(|a, b| a.0 == b.0) {
+            let vb = piece[0].0;
+            rel.atomic(|| {
+                let mut dir = rel.write(dblk);
+                page::expect(&dir, dblk, Kind::Directory);
+                let mut e = ListEntry::read(&dir, doff);
+                let mut p = rel.write(vb);
+                let h = page::expect(&p, vb, Kind::Vectors);
+                for &(_, slot) in piece {
+                    let off = page::record(slot as usize, vstride);
+                    if slot < h.count && page::vector_flags(&p, off) & VEC_DEAD == 0 {
+                        page::put_free_vector(&mut p, off, e.free, blk);
+                        e.free = Some((vb, slot));
+                    }
+                }
+                e.write(&mut dir, doff);
+            });
         }
         blk = next;
         hops += 1;
@@ -92,42 +121,4 @@ fn vacuum_list<R: Relation>(
         }
     }
     (removed, remaining)
-}
-
-/// Marks the vectors of removed codes dead and puts them on the list's free chain, under the
-/// directory page (the lock inserts take first), and counts them in the list's record. Each
-/// slot names `code_page`, where its code was: an insert that takes it puts its code there.
-fn free_vectors<R: Relation>(
-    rel: &R,
-    meta: &Meta,
-    list: u32,
-    gone: &mut [(u32, u16)],
-    code_page: u32,
-) {
-    let vstride = page::vec_stride(meta.dims);
-    let (dblk, doff) = meta.entry_at(list);
-    let mut dir = rel.write(dblk);
-    page::expect(&dir, dblk, Kind::Directory);
-    let mut e = ListEntry::read(&dir, doff);
-    gone.sort_unstable();
-    let mut i = 0;
-    while i < gone.len() {
-        let vb = gone[i].0;
-        let mut p = rel.write(vb);
-        let h = page::expect(&p, vb, Kind::Vectors);
-        while i < gone.len() && gone[i].0 == vb {
-            let slot = gone[i].1;
-            if slot < h.count {
-                let off = page::record(slot as usize, vstride);
-                if page::vector_flags(&p, off) & VEC_DEAD == 0 {
-                    page::put_free_vector(&mut p, off, e.free, code_page);
-                    e.free = Some((vb, slot));
-                }
-            }
-            i += 1;
-        }
-    }
-    e.dead += gone.len() as u32;
-    e.live = e.live.saturating_sub(gone.len() as u32);
-    e.write(&mut dir, doff);
 }
