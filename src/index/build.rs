@@ -359,8 +359,13 @@ pub(super) fn build_empty(
             break;
         }
     }
-    build.begin_load(rel);
-    build.finish(rel);
+    // The meta page and the directory in one WAL record, both locked until it is written: a
+    // crash leaves no index with a meta page and no directory, and a concurrent scan waits on
+    // the meta page rather than reading a directory that is not there yet.
+    rel.atomic(|| {
+        build.begin_load(rel);
+        build.finish(rel);
+    });
 }
 
 /// `ambuildempty`: the init fork of an index on an UNLOGGED table, what the index becomes after
