@@ -56,6 +56,14 @@ CREATE TABLE big_lists (emb embedding(1000));
 SET maintenance_work_mem = '1MB';
 SELECT index_sqlstate_of($$CREATE INDEX ON big_lists USING synthivf (emb) WITH (lists = 5000)$$);
 RESET maintenance_work_mem;
+-- k-means on a GPU that is not there: synthsearch.device = cuda is 0A000 (on a machine with a GPU
+-- the build runs there instead; either way true)
+INSERT INTO big_lists SELECT array_fill(1::real, ARRAY[1000])::embedding FROM generate_series(1, 3);
+SELECT cuda_devices > 0 AS has_gpu FROM synth_torch_info() \gset
+SET synthsearch.device = cuda;
+SELECT :'has_gpu'::boolean
+    OR index_sqlstate_of($$CREATE INDEX ON big_lists USING synthivf (emb) WITH (lists = 1)$$) LIKE '0A000:%' AS gpu_or_refused;
+RESET synthsearch.device;
 
 -- the check function on something else: 42809
 SELECT index_sqlstate_of($$SELECT * FROM synth_index_check('e')$$);

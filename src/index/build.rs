@@ -99,6 +99,15 @@ pub(super) fn new_build(opts: BuildOptions, expected_rows: u64) -> Build {
     Build::new(opts, expected_rows).unwrap_or_else(|e| build_error(e))
 }
 
+/// The GPU the build's k-means runs on: CUDA when `synthsearch.device` picks it (`cuda`, an
+/// ERROR without one, or `auto` with one in sight), otherwise none and the CPU runs it.
+fn gpu_device() -> Option<tch::Device> {
+    match crate::torch::device() {
+        d @ tch::Device::Cuda(_) => Some(d),
+        _ => None,
+    }
+}
+
 /// Dimensions fixed by the indexed column's or expression's typmod, if any.
 ///
 /// # Safety
@@ -264,8 +273,32 @@ pub unsafe extern "C-unwind" fn ambuild(
         let heap_tuples = scan_table(heap, index, info, true, Some(build_callback), state_ptr);
         if let Some(build) = state.build.as_mut() {
             progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_TRAINING);
+            // Asking libtorch for CUDA may start the driver's threads: not while signals are open.
+            let gpu = {
+                let _blocked = crate::signals::Blocked::new();
+                gpu_device()
+            };
             loop {
                 pgrx::check_for_interrupts!();
+                if let Some(device) = gpu
+                    && build.seeded()
+                {
+                    // CUDA starts threads of its own: they must never take a signal.
+                    let _blocked = crate::signals::Blocked::new();
+                    build.lloyd_with(|sample, centers, dims, iterations, spherical| {
+                        match super::gpu_kmeans::lloyd(
+                            sample, centers, dims, iterations, spherical, device,
+                        ) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                pgrx::notice!(
+                                    "synthivf: k-means on {device:?} failed ({e}); the CPU runs it"
+                                );
+                                false
+                            }
+                        }
+                    });
+                }
                 let (done, total) = build.train_step();
                 if done == total {
                     break;

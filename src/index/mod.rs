@@ -12,12 +12,14 @@
 //! | `scan.rs`     | ambeginscan, amrescan, amgettuple, amendscan                   |
 //! | `vacuum.rs`   | ambulkdelete, amvacuumcleanup                                  |
 //! | `explain.rs`  | the scans' counters in EXPLAIN (ANALYZE)                       |
+//! | `gpu_kmeans.rs` | the build's Lloyd iterations on a GPU (libtorch)             |
 //! | `check.rs`    | `synth_index_check(regclass)`, in the spirit of amcheck        |
 
 mod build;
 mod cache;
 mod check;
 mod explain;
+mod gpu_kmeans;
 mod handler;
 mod insert;
 mod options;

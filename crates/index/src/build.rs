@@ -252,6 +252,24 @@ impl Build {
         }
     }
 
+    /// Once the sampling pass is over and k-means++ has seeded the lists, hands the Lloyd
+    /// iterations to `f` (see [`KMeans::lloyd_with`]): the extension runs them on a GPU. False
+    /// when it is not that time or `f` declined; [`Build::train_step`] goes on as before then.
+    pub fn lloyd_with(
+        &mut self,
+        f: impl FnOnce(&[f32], &mut [f32], usize, u32, bool) -> bool,
+    ) -> bool {
+        match &mut self.state {
+            State::Training(km) if km.seeded() => km.lloyd_with(f),
+            _ => false,
+        }
+    }
+
+    /// Whether k-means++ has seeded the lists (the Lloyd iterations come next).
+    pub fn seeded(&self) -> bool {
+        matches!(&self.state, State::Training(km) if km.seeded())
+    }
+
     /// Ends training, fits each list's quantizer and writes the meta page and directory.
     /// `rel` must be empty.
     pub fn begin_load<R: Relation>(&mut self, rel: &R) {

@@ -241,6 +241,40 @@ impl KMeans {
         }
     }
 
+    /// Whether seeding is over (Lloyd's iterations, if any are left, come next).
+    pub fn seeded(&self) -> bool {
+        !matches!(self.state, State::Seeding { .. })
+    }
+
+    /// Runs the Lloyd iterations left elsewhere (a GPU) once seeding is over:
+    /// `f(sample, centers, dims, iterations, spherical)` updates the centers in place (a list
+    /// that gets no point keeps its center) and returns whether it did. False, with nothing
+    /// changed, before seeding is over, when no iteration is left or when `f` declines (the
+    /// steps then run here as before).
+    pub fn lloyd_with(
+        &mut self,
+        f: impl FnOnce(&[f32], &mut [f32], usize, u32, bool) -> bool,
+    ) -> bool {
+        let State::Lloyd { iteration } = self.state else {
+            return false;
+        };
+        let left = self.iterations.saturating_sub(iteration);
+        if left == 0
+            || !f(
+                &self.sample,
+                &mut self.centroids,
+                self.dims,
+                left,
+                self.spherical,
+            )
+        {
+            return false;
+        }
+        self.normalize();
+        self.state = State::Done;
+        true
+    }
+
     /// The centers, flat (`k * dims`). Runs any steps left.
     pub fn finish(mut self) -> Vec<f32> {
         while !self.is_done() {
