@@ -19,7 +19,10 @@ CREATE INDEX scratch_emb ON scratch USING synthivf (emb) WITH (lists = 5);
 CHECKPOINT;
 SQL
 
-# Writers: small transactions of inserts until the server goes away.
+# Writers: small transactions of inserts until the server goes away; beside them, updates and
+# VACUUMs, so inserts also fill slots VACUUM freed. Every record carries the page images that
+# wal_consistency_checking compares after replaying it, in crash recovery too.
+export PGOPTIONS="-c wal_consistency_checking=generic"
 writer() {
     local w=$1 i=0
     while [ $i -lt 2000 ]; do
@@ -29,8 +32,18 @@ writer() {
         i=$((i + 1))
     done
 }
+churn() {
+    local i=0
+    while [ $i -lt 2000 ]; do
+        "$PG_BIN/psql" -X -q "${conn[@]}" -d idx_crash -c \
+            "UPDATE items SET emb = emb + '[0.01,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]' WHERE id % 40 = $((i % 40))" \
+            -c "VACUUM items" >/dev/null 2>&1 || return 0
+        i=$((i + 1))
+    done
+}
 pids=()
 for w in 1 2 3; do writer $w & pids+=($!); done
+churn & pids+=($!)
 sleep 4
 before=$(psql -d idx_crash -tA -c "SELECT count(*) FROM items")
 bash scripts/cluster.sh stop "$REGRESS_DIR" immediate
