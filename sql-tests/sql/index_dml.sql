@@ -14,13 +14,6 @@ DECLARE l text;
 BEGIN
     FOR l IN EXECUTE q LOOP RETURN NEXT l; END LOOP;
 END $$;
-CREATE FUNCTION index_sqlstate_of_dml(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 CREATE FUNCTION explain_json(q text) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE j json;
 BEGIN
@@ -167,7 +160,7 @@ INSERT INTO drift SELECT i, ARRAY[cos(i), sin(i)]::embedding FROM generate_serie
 SELECT lists, build_rows, live_rows, stale, advice FROM synth_index_stats('drift_emb');
 -- Not a synthivf index, not an index.
 CREATE INDEX drift_id ON drift (id);
-SELECT index_sqlstate_of_dml($$SELECT synth_index_stats('drift_id')$$);
-SELECT index_sqlstate_of_dml($$SELECT synth_index_stats('drift')$$);
+SELECT sqlstate_of($$SELECT synth_index_stats('drift_id')$$);
+SELECT sqlstate_of($$SELECT synth_index_stats('drift')$$);
 DROP TABLE drift;
 DROP ROLE stats_reader;

@@ -52,21 +52,7 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
         let index_oid = pg_sys::Oid::from(arg(fcinfo, 0).value() as u32);
         let with_heap = arg(fcinfo, 1).value() != 0;
         // Lock the table before the index, as every other path does.
-        let heap_oid = pg_sys::IndexGetRelation(index_oid, true);
-        if heap_oid == pg_sys::InvalidOid {
-            let name = pg_sys::get_rel_name(index_oid);
-            let name = if name.is_null() {
-                format!("OID {}", index_oid.to_u32())
-            } else {
-                std::ffi::CStr::from_ptr(name)
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            error(
-                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                format!("relation \"{name}\" is not an index"),
-            );
-        }
+        let heap_oid = table_of_index(index_oid);
         // Reading the table needs the right to read it (EXECUTE alone is a DBA's grant).
         if with_heap
             && pg_sys::pg_class_aclcheck(
@@ -87,15 +73,7 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
             pg_sys::AccessShareLock
         } as i32;
         let heap = pg_sys::table_open(heap_oid, lock);
-        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
-        let am = pg_sys::get_am_name((*(*index).rd_rel).relam);
-        if am.is_null() || std::ffi::CStr::from_ptr(am) != c"synthivf" {
-            let name = PgRelation::new(index).name();
-            error(
-                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                format!("index \"{name}\" is not a synthivf index"),
-            );
-        }
+        let index = open_synthivf(index_oid);
         let rel = PgRelation::new(index);
         let mut rows = HeapRows {
             rows: Vec::new(),
@@ -132,6 +110,53 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
         pg_sys::index_close(index, pg_sys::NoLock as i32);
         pg_sys::table_close(heap, pg_sys::NoLock as i32);
         result_row(fcinfo, &report)
+    }
+}
+
+/// The table of `index_oid`, or 42809 when it is not an index. Take the table's lock before
+/// the index's, as every other path does.
+///
+/// # Safety
+/// A plain catalog lookup; raises an ERROR for a relation that is not an index.
+unsafe fn table_of_index(index_oid: pg_sys::Oid) -> pg_sys::Oid {
+    // Safety: catalog lookups by OID; get_rel_name returns NULL for a missing relation.
+    unsafe {
+        let heap_oid = pg_sys::IndexGetRelation(index_oid, true);
+        if heap_oid == pg_sys::InvalidOid {
+            let name = pg_sys::get_rel_name(index_oid);
+            let name = if name.is_null() {
+                format!("OID {}", index_oid.to_u32())
+            } else {
+                std::ffi::CStr::from_ptr(name)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            error(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("relation \"{name}\" is not an index"),
+            );
+        }
+        heap_oid
+    }
+}
+
+/// Opens the index under an AccessShareLock, or 42809 when it is not a synthivf index.
+///
+/// # Safety
+/// `index_oid` is an index whose table the caller has locked.
+unsafe fn open_synthivf(index_oid: pg_sys::Oid) -> pg_sys::Relation {
+    // Safety: index_open raises an ERROR for a missing index; rd_rel is set on an open relation.
+    unsafe {
+        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+        let am = pg_sys::get_am_name((*(*index).rd_rel).relam);
+        if am.is_null() || std::ffi::CStr::from_ptr(am) != c"synthivf" {
+            let name = PgRelation::new(index).name();
+            error(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("index \"{name}\" is not a synthivf index"),
+            );
+        }
+        index
     }
 }
 
@@ -182,31 +207,10 @@ pub extern "C-unwind" fn synth_index_stats(fcinfo: pg_sys::FunctionCallInfo) -> 
     // Safety: declared STRICT (regclass) RETURNS record with OUT parameters.
     unsafe {
         let index_oid = pg_sys::Oid::from(arg(fcinfo, 0).value() as u32);
-        let heap_oid = pg_sys::IndexGetRelation(index_oid, true);
-        if heap_oid == pg_sys::InvalidOid {
-            let name = pg_sys::get_rel_name(index_oid);
-            let name = if name.is_null() {
-                format!("OID {}", index_oid.to_u32())
-            } else {
-                std::ffi::CStr::from_ptr(name)
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            error(
-                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                format!("relation \"{name}\" is not an index"),
-            );
-        }
+        let heap_oid = table_of_index(index_oid);
         let heap = pg_sys::table_open(heap_oid, pg_sys::AccessShareLock as i32);
-        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+        let index = open_synthivf(index_oid);
         let rel = PgRelation::new(index);
-        let am = pg_sys::get_am_name((*(*index).rd_rel).relam);
-        if am.is_null() || std::ffi::CStr::from_ptr(am) != c"synthivf" {
-            error(
-                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                format!("index \"{}\" is not a synthivf index", rel.name()),
-            );
-        }
         let stats = if rel.is_empty() {
             None
         } else {
