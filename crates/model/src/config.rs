@@ -242,6 +242,10 @@ pub struct TrainConfig {
     pub gan_loss: GanLoss,
     /// Gradient penalty weight (10 in the WGAN-GP paper).
     pub gp_weight: f64,
+    /// The gradient penalty is computed every this many GAN steps, its weight multiplied by as
+    /// much (lazy regularization); 1 is every step, what configurations written before it read as.
+    #[serde(default = "one")]
+    pub gp_every: u64,
     /// Real-label target is `1 - label_smoothing` (non-Wasserstein loss only).
     pub label_smoothing: f64,
     /// Critic updates per generator update.
@@ -293,6 +297,11 @@ pub struct TrainConfig {
     /// as colours). The probes help training only and are not part of the model. 0 turns it off.
     #[serde(default)]
     pub attribute_weight: f64,
+    /// Stage 2: weight of the same probes, frozen, reading the wanted product's attributes from
+    /// E(G) (needs stage 1's probes: not with a retrained GAN alone). 0 turns it off, and is what
+    /// configurations written before it existed read as.
+    #[serde(default)]
+    pub gan_attribute_weight: f64,
     /// Stage 2, when the data has a colour column (`colour` or `color`): weight of the colour
     /// loss on the generated pixels. Each value that names a colour the project knows has that
     /// colour's RGB as its prototype; a pixel is read as a softmax over minus its squared distance
@@ -310,6 +319,10 @@ pub struct TrainConfig {
     pub temperature: f64,
 }
 
+fn one() -> u64 {
+    1
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -322,6 +335,7 @@ impl Default for TrainConfig {
             lr_critic: 1e-3,
             gan_loss: GanLoss::WassersteinGp,
             gp_weight: 10.0,
+            gp_every: 4,
             label_smoothing: 0.1,
             n_critic: 1,
             adv_weight: 0.05,
@@ -336,6 +350,7 @@ impl Default for TrainConfig {
             wish_keys: 64,
             wish_bank_every: 100,
             attribute_weight: 1.0,
+            gan_attribute_weight: 0.0,
             colour_weight: 2.0,
             text_only_prob: 0.1,
             pixel_drop_prob: 0.2,
@@ -369,6 +384,7 @@ impl TrainConfig {
             ("feature_weight", self.feature_weight),
             ("wish_weight", self.wish_weight),
             ("attribute_weight", self.attribute_weight),
+            ("gan_attribute_weight", self.gan_attribute_weight),
             ("colour_weight", self.colour_weight),
             ("distill_weight", self.distill_weight),
         ] {
@@ -387,6 +403,9 @@ impl TrainConfig {
         }
         check(self.wish_keys <= 65536, || {
             format!("wish_keys must be at most 65536, not {}", self.wish_keys)
+        })?;
+        check((1..=64).contains(&self.gp_every), || {
+            format!("gp_every must be in 1..=64, not {}", self.gp_every)
         })?;
         check((1..=100).contains(&self.n_critic), || {
             format!("n_critic must be in 1..=100, not {}", self.n_critic)

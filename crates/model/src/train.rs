@@ -375,7 +375,7 @@ impl Trainer {
         t.opt_critic
             .load_state(&mut tensors, "opt_critic", meta.adam_steps[2])?;
         t.step = meta.step;
-        if t.step >= t.cfg.encoder_steps {
+        if t.step >= t.cfg.encoder_steps && t.cfg.gan_attribute_weight == 0.0 {
             t.probes = None;
         }
         // Stage 1's training aids, so the resumed run repeats the uninterrupted one.
@@ -644,26 +644,7 @@ impl Trainer {
             let image_labels = probes
                 .codes
                 .index_select(0, &idx(&[sources, keys.clone()].concat()));
-            let mut wanted: Vec<i64> = Vec::with_capacity(pairs.len() * probes.layers.len());
-            let codes = self
-                .data
-                .attributes
-                .as_ref()
-                .expect("probes need attributes");
-            for (b, p) in pairs.iter().enumerate() {
-                for a in 0..probes.layers.len() {
-                    let asked = p.wish.iter().any(|&(c, _)| c == a);
-                    let code = codes.code(p.target, a);
-                    wanted.push(if (has_values[b] > 0.0 || asked) && code != UNKNOWN {
-                        code as i64
-                    } else {
-                        -100
-                    });
-                }
-            }
-            let wanted = Tensor::from_slice(&wanted)
-                .view([pairs.len() as i64, probes.layers.len() as i64])
-                .to_device(m.device());
+            let wanted = self.wanted_codes(&pairs, &has_values, probes.layers.len());
             let probe = probes.loss(&images_emb, &image_labels)? + probes.loss(&q, &wanted)?;
             losses.push(("attributes", probe.double_value(&[])));
             loss += probe * self.cfg.attribute_weight;
@@ -685,6 +666,32 @@ impl Trainer {
         Ok(losses)
     }
 
+    /// The probes' labels for what each pair's query should read as: the target's value of every
+    /// attribute column, where the query has a reference or the wish asks for that column (text
+    /// only, the rest is free); -100 where unknown or free. `[B, A]`.
+    fn wanted_codes(&self, pairs: &[PairRef], has_values: &[f32], columns: usize) -> Tensor {
+        let codes = self
+            .data
+            .attributes
+            .as_ref()
+            .expect("probes need attributes");
+        let mut wanted: Vec<i64> = Vec::with_capacity(pairs.len() * columns);
+        for (b, p) in pairs.iter().enumerate() {
+            for a in 0..columns {
+                let asked = p.wish.iter().any(|&(c, _)| c == a);
+                let code = codes.code(p.target, a);
+                wanted.push(if (has_values[b] > 0.0 || asked) && code != UNKNOWN {
+                    code as i64
+                } else {
+                    -100
+                });
+            }
+        }
+        Tensor::from_slice(&wanted)
+            .view([pairs.len() as i64, columns as i64])
+            .to_device(self.model.device())
+    }
+
     /// Every image's embedding under the current encoder, without gradients.
     fn embed_all(&self) -> Result<Tensor> {
         let n = self.images.size()[0];
@@ -703,10 +710,16 @@ impl Trainer {
         if self.embeddings.is_some() {
             return Ok(());
         }
-        // Stage 2 never changes the embedding space.
+        // Stage 2 never changes the embedding space, nor the probes that read it.
         self.model.enc_vs.freeze();
         self.bank = None;
-        self.probes = None;
+        if self.cfg.gan_attribute_weight > 0.0 {
+            if let Some(p) = self.probes.as_mut() {
+                p.vs.freeze();
+            }
+        } else {
+            self.probes = None;
+        }
         self.embeddings = Some(self.embed_all()?);
         Ok(())
     }
@@ -733,33 +746,56 @@ impl Trainer {
         let cond = tch::no_grad(|| m.generator_condition(&es, &has, &text_features));
 
         let mut critic_loss = 0.0;
-        let mut gp_value = 0.0;
+        let mut gp_value = None;
         let mut w_dist = 0.0;
-        for _ in 0..cfg.n_critic {
+        // The gradient penalty is a regularizer: computed every `gp_every` steps with its weight
+        // scaled to match (lazy regularization, Karras et al. 2020), it costs the double backward
+        // through the critic on those steps only.
+        let gp_every = cfg.gp_every.max(1);
+        let gp_now = self.model.gan_steps.is_multiple_of(gp_every);
+        // The last critic update sees the very images the generator step then learns from (one
+        // generator forward a step instead of two); earlier ones draw their own.
+        let mut shared = None;
+        for i in 0..cfg.n_critic {
             let z = m.noise(pairs.len(), Some(rng.next_u64()));
-            let fake = tch::no_grad(|| m.generator.forward(&z, &cond, &px));
+            let fake = if i + 1 == cfg.n_critic {
+                let f = m.generator.forward(&z, &cond, &px);
+                let d = f.detach();
+                shared = Some(f);
+                d
+            } else {
+                tch::no_grad(|| m.generator.forward(&z, &cond, &px))
+            };
             let d_real = m.critic.forward(&real, &cond);
             let d_fake = m.critic.forward(&fake, &cond);
             let loss = match cfg.gan_loss {
                 GanLoss::WassersteinGp => {
-                    let alpha: Vec<f32> = (0..b).map(|_| rng.unit() as f32).collect();
-                    let alpha = Tensor::from_slice(&alpha).view([b, 1, 1, 1]).to_device(dev);
-                    let mix: Tensor = &alpha * &real + (1.0 - &alpha) * &fake;
-                    let xhat = mix.set_requires_grad(true);
-                    let d_hat = m.critic.forward(&xhat, &cond);
-                    let grads =
-                        Tensor::f_run_backward(&[d_hat.sum(Kind::Float)], &[&xhat], true, true)?;
-                    let norm = (grads[0].flatten(1, -1).square().sum_dim_intlist(
-                        [1i64].as_slice(),
-                        false,
-                        Kind::Float,
-                    ) + 1e-12)
-                        .sqrt();
-                    let gp = (norm - 1.0).square().mean(Kind::Float);
-                    gp_value = gp.double_value(&[]);
                     let w = d_real.mean(Kind::Float) - d_fake.mean(Kind::Float);
                     w_dist = w.double_value(&[]);
-                    -w + gp * cfg.gp_weight
+                    if gp_now && cfg.gp_weight > 0.0 {
+                        let alpha: Vec<f32> = (0..b).map(|_| rng.unit() as f32).collect();
+                        let alpha = Tensor::from_slice(&alpha).view([b, 1, 1, 1]).to_device(dev);
+                        let mix: Tensor = &alpha * &real + (1.0 - &alpha) * &fake;
+                        let xhat = mix.set_requires_grad(true);
+                        let d_hat = m.critic.forward(&xhat, &cond);
+                        let grads = Tensor::f_run_backward(
+                            &[d_hat.sum(Kind::Float)],
+                            &[&xhat],
+                            true,
+                            true,
+                        )?;
+                        let norm = (grads[0].flatten(1, -1).square().sum_dim_intlist(
+                            [1i64].as_slice(),
+                            false,
+                            Kind::Float,
+                        ) + 1e-12)
+                            .sqrt();
+                        let gp = (norm - 1.0).square().mean(Kind::Float);
+                        gp_value = Some(gp.double_value(&[]));
+                        -w + gp * (cfg.gp_weight * gp_every as f64)
+                    } else {
+                        -w
+                    }
                 }
                 GanLoss::NonSaturating => {
                     // One-sided label smoothing: real targets are 1 - s, fake targets stay 0.
@@ -785,8 +821,7 @@ impl Trainer {
             self.opt_critic.step();
         }
 
-        let z = m.noise(pairs.len(), Some(rng.next_u64()));
-        let fake = m.generator.forward(&z, &cond, &px);
+        let fake = shared.expect("n_critic is at least 1");
         let d_fake = m.critic.forward(&fake, &cond);
         let adv = match cfg.gan_loss {
             GanLoss::WassersteinGp => -d_fake.mean(Kind::Float),
@@ -866,6 +901,17 @@ impl Trainer {
         } else {
             None
         };
+        // The frozen probes read the wanted product's attributes from E(G): every asked value and,
+        // from a reference, the rest of the target's, all at once.
+        let attributes = match &self.probes {
+            Some(probes) if cfg.gan_attribute_weight > 0.0 => {
+                let wanted = self.wanted_codes(&pairs, &has_values, probes.layers.len());
+                let l = probes.loss(&ea, &wanted)?;
+                loss = &loss + &l * cfg.gan_attribute_weight;
+                Some(l.double_value(&[]))
+            }
+            _ => None,
+        };
         let colour = match &self.colours {
             Some(prior) => prior.loss(&fake, &real, &pairs, &has_values, COLOUR_TEMPERATURE),
             None => None,
@@ -880,7 +926,6 @@ impl Trainer {
         Ok(vec![
             ("critic", critic_loss),
             ("wasserstein", w_dist),
-            ("gp", gp_value),
             ("adversarial", adv.double_value(&[])),
             ("triplet", triplet.double_value(&[])),
             ("l1", l1.double_value(&[])),
@@ -888,7 +933,10 @@ impl Trainer {
             ("feature", feature.double_value(&[])),
         ]
         .into_iter()
+        // Only on the steps that computed it.
+        .chain(gp_value.map(|g| ("gp", g)))
         .chain(wish.map(|w| ("wish", w)))
+        .chain(attributes.map(|a| ("attributes", a)))
         .chain(colour.map(|c| ("colour", c.double_value(&[]))))
         .chain(distill.map(|d| ("distill", d.double_value(&[]))))
         .collect())

@@ -126,6 +126,36 @@ fn resume_continues_where_it_left_off() {
             );
         }
     }
+
+    // The probes on E(G) in stage 2: frozen, saved with the run, and a run stopped in stage 2
+    // resumes exactly.
+    let mut cfg = common::train_config(3, 3);
+    cfg.gan_attribute_weight = 1.0;
+    let data = common::data(200);
+    let mut straight = Trainer::new(common::model(7), cfg.clone(), data.clone()).unwrap();
+    let all = run(&mut straight, 6).unwrap();
+    assert!(all[3..].iter().all(|r| {
+        r.loss("attributes")
+            .is_some_and(|a| a.is_finite() && a > 0.0)
+    }));
+    let mut first = Trainer::new(common::model(7), cfg, data.clone()).unwrap();
+    run(&mut first, 4).unwrap();
+    let saved = first.save().unwrap();
+    let mut resumed = Trainer::resume(&saved, data, Device::Cpu).unwrap();
+    assert_eq!(resumed.stage(), Stage::Gan);
+    let rest = run(&mut resumed, 10).unwrap();
+    assert_eq!(rest.len(), 2);
+    for (a, b) in all[4..].iter().zip(&rest) {
+        assert_eq!(a.losses.len(), b.losses.len());
+        for ((n, x), (m, y)) in a.losses.iter().zip(&b.losses) {
+            assert_eq!(n, m);
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "{n} at step {}: {x} vs {y}",
+                a.step
+            );
+        }
+    }
 }
 
 #[test]
@@ -245,4 +275,46 @@ fn pairs_from_attributes_train_the_wish_and_are_measured() {
             .iter()
             .any(|w| w.asked == "colour=black, material=leather")
     );
+}
+
+#[test]
+fn the_gradient_penalty_runs_every_gp_every_steps() {
+    // A training configuration written before the switch existed reads as every step.
+    let mut old = serde_json::to_value(synthsearch_model::TrainConfig::default()).unwrap();
+    old.as_object_mut().unwrap().remove("gp_every");
+    let old: synthsearch_model::TrainConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(old.gp_every, 1);
+    assert_eq!(synthsearch_model::TrainConfig::default().gp_every, 4);
+    for bad in [0, 65] {
+        let cfg = synthsearch_model::TrainConfig {
+            gp_every: bad,
+            ..common::train_config(0, 1)
+        };
+        let e = cfg.validate().unwrap_err();
+        assert!(e.to_string().contains("gp_every"), "{e}");
+    }
+
+    synthsearch_model::set_threads(2);
+    let data = common::data(120);
+    let cfg = synthsearch_model::TrainConfig {
+        gp_every: 3,
+        ..common::train_config(0, 7)
+    };
+    let mut t = Trainer::new(common::model(5), cfg, data).unwrap();
+    let gan = run(&mut t, 7).unwrap();
+    let with_gp: Vec<u64> = gan
+        .iter()
+        .filter(|r| r.losses.iter().any(|(n, _)| *n == "gp"))
+        .map(|r| r.step)
+        .collect();
+    // GAN steps 0, 3 and 6 (steps 1, 4 and 7 of the run) compute it.
+    assert_eq!(with_gp, vec![1, 4, 7]);
+    for r in &gan {
+        let critic = r.losses.iter().find(|(n, _)| *n == "critic").unwrap().1;
+        assert!(
+            critic.is_finite(),
+            "critic loss {critic} at step {}",
+            r.step
+        );
+    }
 }

@@ -212,6 +212,9 @@ struct TrainArgs {
     lr_critic: f64,
     #[arg(long, default_value_t = TrainConfig::default().n_critic)]
     n_critic: usize,
+    /// The gradient penalty every this many GAN steps, its weight scaled to match.
+    #[arg(long, default_value_t = TrainConfig::default().gp_every)]
+    gp_every: u64,
     #[arg(long, default_value_t = TrainConfig::default().adv_weight)]
     adv_weight: f64,
     #[arg(long, default_value_t = TrainConfig::default().triplet_weight)]
@@ -242,6 +245,9 @@ struct TrainArgs {
     /// Stage 1: weight of the attribute probes on the embeddings and the composed query.
     #[arg(long, default_value_t = TrainConfig::default().attribute_weight)]
     attribute_weight: f64,
+    /// Stage 2: the frozen attribute probes on E(G).
+    #[arg(long, default_value_t = TrainConfig::default().gan_attribute_weight)]
+    gan_attribute_weight: f64,
     /// Stage 2: weight of ranking the catalog as the composed query does (KL divergence).
     #[arg(long, default_value_t = TrainConfig::default().distill_weight)]
     distill_weight: f64,
@@ -516,6 +522,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
             LossArg::NonSaturating => GanLoss::NonSaturating,
         },
         n_critic: a.n_critic,
+        gp_every: a.gp_every,
         adv_weight: a.adv_weight,
         triplet_weight: a.triplet_weight,
         l1_weight: a.l1_weight,
@@ -529,6 +536,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         wish_keys: a.wish_keys,
         wish_bank_every: a.wish_bank_every,
         attribute_weight: a.attribute_weight,
+        gan_attribute_weight: a.gan_attribute_weight,
         colour_weight: a.colour_weight,
         distill_weight: a.distill_weight,
         ..TrainConfig::default()
