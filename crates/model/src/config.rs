@@ -349,7 +349,7 @@ impl Default for TrainConfig {
             wish_weight: 5.0,
             wish_keys: 64,
             wish_bank_every: 100,
-            attribute_weight: 1.0,
+            attribute_weight: 6.0,
             gan_attribute_weight: 0.0,
             colour_weight: 2.0,
             text_only_prob: 0.1,
