@@ -50,6 +50,17 @@ pub fn init() -> ModelInit {
     }
 }
 
+/// libtorch's thread count is global and the tests of a file run in parallel: a test that sets
+/// it holds this for its whole run, so another test cannot change it midway (a run and its
+/// resumed copy must compute with the same threads to give the same losses).
+#[allow(dead_code)]
+pub fn threads(n: usize) -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    synthsearch_model::set_threads(n);
+    guard
+}
+
 /// libtorch's generator is global and tests run in parallel: initialize models one at a time.
 pub fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
     static LOCK: Mutex<()> = Mutex::new(());

@@ -10,7 +10,7 @@ use tch::Device;
 
 #[test]
 fn tiny_model_learns_and_beats_chance() {
-    synthsearch_model::set_threads(2);
+    let _threads = common::threads(2);
     let data = common::data(400);
     let mut t = Trainer::new(common::model(1), common::train_config(80, 40), data.clone()).unwrap();
     let before = evaluate(t.model(), &data, 0).unwrap();
@@ -68,7 +68,7 @@ fn tiny_model_learns_and_beats_chance() {
 
 #[test]
 fn resume_continues_where_it_left_off() {
-    synthsearch_model::set_threads(1);
+    let _threads = common::threads(1);
     let data = common::data(200);
     let cfg = common::train_config(3, 3);
     let mut straight = Trainer::new(common::model(5), cfg.clone(), data.clone()).unwrap();
@@ -160,7 +160,7 @@ fn resume_continues_where_it_left_off() {
 
 #[test]
 fn retraining_the_gan_keeps_the_encoder_version() {
-    synthsearch_model::set_threads(1);
+    let _threads = common::threads(1);
     let data = common::data(200);
     let mut t = Trainer::new(common::model(2), common::train_config(3, 2), data.clone()).unwrap();
     run(&mut t, 5).unwrap();
@@ -191,7 +191,7 @@ fn pairs_from_attributes_train_the_wish_and_are_measured() {
     use synthsearch_data::{CatalogConfig, generate};
     use synthsearch_model::{Dataset, WishEvalConfig, evaluate_wishes};
 
-    synthsearch_model::set_threads(2);
+    let _threads = common::threads(2);
     let cat = generate(&CatalogConfig {
         seed: 7,
         products: 400,
@@ -294,7 +294,7 @@ fn the_gradient_penalty_runs_every_gp_every_steps() {
         assert!(e.to_string().contains("gp_every"), "{e}");
     }
 
-    synthsearch_model::set_threads(2);
+    let _threads = common::threads(2);
     let data = common::data(120);
     let cfg = synthsearch_model::TrainConfig {
         gp_every: 3,
