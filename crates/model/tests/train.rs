@@ -4,7 +4,7 @@
 mod common;
 
 use synthsearch_model::eval::{Method, evaluate};
-use synthsearch_model::train::{mean_loss, run};
+use synthsearch_model::train::{StepReport, mean_loss, run};
 use synthsearch_model::{Stage, Trainer};
 use tch::Device;
 
@@ -66,6 +66,23 @@ fn tiny_model_learns_and_beats_chance() {
     );
 }
 
+/// A resumed run's steps repeat the uninterrupted run's: same steps, same losses by name.
+fn assert_same_steps(straight: &[StepReport], resumed: &[StepReport]) {
+    assert_eq!(straight.len(), resumed.len());
+    for (a, b) in straight.iter().zip(resumed) {
+        assert_eq!(a.step, b.step);
+        assert_eq!(a.losses.len(), b.losses.len());
+        for ((n, x), (m, y)) in a.losses.iter().zip(&b.losses) {
+            assert_eq!(n, m);
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "{n} at step {}: {x} vs {y}",
+                a.step
+            );
+        }
+    }
+}
+
 #[test]
 fn resume_continues_where_it_left_off() {
     let _threads = common::threads(1);
@@ -83,16 +100,7 @@ fn resume_continues_where_it_left_off() {
     assert_eq!(resumed.stage(), Stage::Gan);
     let rest = run(&mut resumed, 10).unwrap();
     assert_eq!(rest.len(), 2);
-    for (a, b) in all[4..].iter().zip(&rest) {
-        assert_eq!(a.step, b.step);
-        for ((n, x), (_, y)) in a.losses.iter().zip(&b.losses) {
-            assert!(
-                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                "{n} at step {}: {x} vs {y}",
-                a.step
-            );
-        }
-    }
+    assert_same_steps(&all[4..], &rest);
     assert_eq!(
         straight.model().generator_version().unwrap().len(),
         resumed.model().generator_version().unwrap().len()
@@ -117,15 +125,7 @@ fn resume_continues_where_it_left_off() {
     assert_eq!(resumed.stage(), Stage::Encoder);
     let rest = run(&mut resumed, 10).unwrap();
     assert_eq!(rest.len(), 5);
-    for (a, b) in all[3..].iter().zip(&rest) {
-        for ((n, x), (_, y)) in a.losses.iter().zip(&b.losses) {
-            assert!(
-                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                "{n} at step {}: {x} vs {y}",
-                a.step
-            );
-        }
-    }
+    assert_same_steps(&all[3..], &rest);
 
     // The probes on E(G) in stage 2: frozen, saved with the run, and a run stopped in stage 2
     // resumes exactly.
@@ -145,17 +145,7 @@ fn resume_continues_where_it_left_off() {
     assert_eq!(resumed.stage(), Stage::Gan);
     let rest = run(&mut resumed, 10).unwrap();
     assert_eq!(rest.len(), 2);
-    for (a, b) in all[4..].iter().zip(&rest) {
-        assert_eq!(a.losses.len(), b.losses.len());
-        for ((n, x), (m, y)) in a.losses.iter().zip(&b.losses) {
-            assert_eq!(n, m);
-            assert!(
-                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                "{n} at step {}: {x} vs {y}",
-                a.step
-            );
-        }
-    }
+    assert_same_steps(&all[4..], &rest);
 }
 
 #[test]
