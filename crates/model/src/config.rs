@@ -76,6 +76,14 @@ pub struct GeneratorConfig {
     /// to change, to the condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel_skips: Option<u32>,
+    /// Synthetic query expansion: the search embedding of a query is the synthesized image's
+    /// embedding plus this weight times the composed query embedding (both unit vectors),
+    /// normalized. The synthesized image carries what the shopper asked for to the whole page;
+    /// the composition keeps the exact product the pair points at. `None` (every checkpoint
+    /// written before this field existed; not written, so their versions stay what they were)
+    /// is 0: the synthesized image's embedding alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_expansion: Option<f64>,
 }
 
 impl Default for TextConfig {
@@ -112,6 +120,7 @@ impl Default for GeneratorConfig {
             critic_width: 8,
             compose_condition: true,
             pixel_skips: None,
+            query_expansion: Some(1.0),
         }
     }
 }
@@ -190,7 +199,17 @@ impl TextConfig {
 }
 
 impl GeneratorConfig {
+    /// The weight of the composed query in the search embedding (see `query_expansion`).
+    pub fn expansion(&self) -> f64 {
+        self.query_expansion.unwrap_or(0.0)
+    }
+
     pub fn validate(&self) -> Result<()> {
+        if let Some(w) = self.query_expansion {
+            check(w.is_finite() && (0.0..=100.0).contains(&w), || {
+                format!("query_expansion must be in 0..=100, not {w}")
+            })?;
+        }
         check((1..=1024).contains(&self.noise_dim), || {
             format!("noise_dim must be in 1..=1024, not {}", self.noise_dim)
         })?;

@@ -24,8 +24,11 @@ pub enum Method {
     TextOnly,
     /// Baseline: image+text composition without the GAN.
     Composition,
-    /// SynthTriplet: the embedding of the image generated from the source image and text.
+    /// SynthTriplet: the search embedding of the image generated from the source image and
+    /// text (with the model's synthetic query expansion, if it has one).
     Gan,
+    /// The generated image's embedding alone, without the query expansion.
+    GanImage,
     /// The generator given only the source's stored embedding (no pixels).
     GanFromEmbedding,
     /// The generator without the image condition.
@@ -33,11 +36,12 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::ImageOnly,
         Method::TextOnly,
         Method::Composition,
         Method::Gan,
+        Method::GanImage,
         Method::GanFromEmbedding,
         Method::GanTextOnly,
     ];
@@ -47,6 +51,7 @@ impl Method {
             Method::TextOnly => "text only",
             Method::Composition => "image+text composition (no GAN)",
             Method::Gan => "SynthTriplet GAN",
+            Method::GanImage => "GAN image alone (no query expansion)",
             Method::GanFromEmbedding => "GAN from the stored embedding",
             Method::GanTextOnly => "GAN, text only",
         }
@@ -139,7 +144,7 @@ fn queries(
         let es = Tensor::from_slice(&flat).view([b, d]).to_device(dev);
         let with_image = matches!(
             method,
-            Method::Composition | Method::Gan | Method::GanFromEmbedding
+            Method::Composition | Method::Gan | Method::GanImage | Method::GanFromEmbedding
         );
         let has = Tensor::full(
             [b, 1],
@@ -147,13 +152,24 @@ fn queries(
             (Kind::Float, dev),
         );
         let texts: Vec<Vec<String>> = chunk.iter().map(PairRef::joined).collect();
-        let pixels = (method == Method::Gan).then(|| {
+        let pixels = matches!(method, Method::Gan | Method::GanImage).then(|| {
             let idx: Vec<usize> = chunk.iter().map(|p| p.candidate).collect();
             data.batch(&idx).to_device(dev)
         });
         let q = tch::no_grad(|| -> Result<Tensor> {
             Ok(match method {
                 Method::TextOnly | Method::Composition => model.compose_tensor(&es, &has, &texts),
+                Method::GanImage => {
+                    model
+                        .generate_tensor_parts(
+                            &es,
+                            &has,
+                            pixels.as_ref(),
+                            &texts,
+                            &model.noise(chunk.len(), None),
+                        )?
+                        .1
+                }
                 _ => {
                     model
                         .generate_tensor(
@@ -441,7 +457,12 @@ pub fn evaluate_wishes(
         synthsearch_data::Colour::parse(&table.values[c][*code as usize]).ok()
     };
 
-    let methods_image = [Method::ImageOnly, Method::Composition, Method::Gan];
+    let methods_image = [
+        Method::ImageOnly,
+        Method::Composition,
+        Method::Gan,
+        Method::GanImage,
+    ];
     let methods_text = [Method::TextOnly, Method::GanTextOnly];
     // Per method: (sum of precision, count); per wish and method likewise; fidelity counts.
     let mut sums: Vec<(Method, f64, usize)> = methods_image
@@ -470,22 +491,25 @@ pub fn evaluate_wishes(
         let es = &es * &has;
         let px = data.batch(&ref_idx).to_device(dev) * has.view([b, 1, 1, 1]);
         let texts: Vec<Vec<String>> = chunk.iter().map(|q| q.words.clone()).collect();
-        let (composed, gan_img, gan_emb) = tch::no_grad(|| -> Result<(Tensor, Tensor, Tensor)> {
-            let c = model.compose_tensor(&es, &has, &texts);
-            let (img, emb) = model.generate_tensor(
-                &es,
-                &has,
-                Some(&px),
-                &texts,
-                &model.noise(chunk.len(), None),
-            )?;
-            Ok((c, img, emb))
-        })?;
+        let (composed, gan_img, gan_emb, image_emb) =
+            tch::no_grad(|| -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+                let c = model.compose_tensor(&es, &has, &texts);
+                let (img, image_emb) = model.generate_tensor_parts(
+                    &es,
+                    &has,
+                    Some(&px),
+                    &texts,
+                    &model.noise(chunk.len(), None),
+                )?;
+                let emb = model.expand(image_emb.shallow_clone(), || c.shallow_clone());
+                Ok((c, img, emb, image_emb))
+            })?;
         let images = Vec::<f32>::try_from(&gan_img.to_device(Device::Cpu).flatten(0, -1))?;
         for (m, sum, count) in sums.iter_mut() {
             let q = match m {
                 Method::ImageOnly => es.shallow_clone(),
                 Method::Composition | Method::TextOnly => composed.shallow_clone(),
+                Method::GanImage => image_emb.shallow_clone(),
                 _ => gan_emb.shallow_clone(),
             };
             let scores = q.mm(&g.tr());

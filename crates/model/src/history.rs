@@ -225,6 +225,7 @@ fn label(key: &str) -> String {
         "text_only" => "text only".into(),
         "gan_from_embedding" => "GAN from embedding".into(),
         "gan_text_only" => "GAN text only".into(),
+        "gan_image" => "GAN image alone".into(),
         other => other.replace('_', " "),
     }
 }
@@ -448,6 +449,7 @@ pub fn curves_svg(points: &[EvalPoint], title: &str) -> String {
     let order = [
         "gan",
         "composition",
+        "gan_image",
         "gan_text_only",
         "text_only",
         "image_only",

@@ -533,7 +533,9 @@ impl Model {
             let img = self
                 .generator
                 .forward(&z, &self.generator_condition(&e, &has, &t), &px);
-            let emb = self.image.forward(&img)?;
+            let emb = self.expand(self.image.forward(&img)?, || {
+                self.composer.forward(&e, &has, &t)
+            });
             Ok((img, emb))
         })?;
         Ok(Generated {
@@ -629,7 +631,9 @@ impl Model {
             let img = self
                 .generator
                 .forward(&z, &self.generator_condition(&e, &has, &t), &px);
-            let emb = self.image.forward(&img)?;
+            let emb = self.expand(self.image.forward(&img)?, || {
+                self.composer.forward(&e, &has, &t)
+            });
             Ok((img.to_device(Device::Cpu), emb.to_device(Device::Cpu)))
         })?;
         (0..b)
@@ -664,16 +668,20 @@ impl Model {
         }
         let ends = [from, to]
             .into_iter()
-            .map(|end| -> Result<(Tensor, Tensor)> {
+            .map(|end| -> Result<(Tensor, Tensor, Tensor)> {
                 let words = checked_words(end.text)?;
                 let (e, has) = self.reference_embedding(end.reference)?;
-                let cond = tch::no_grad(|| {
-                    self.generator_condition(&e, &has, &self.text_features(&[words]))
+                let (cond, composed) = tch::no_grad(|| {
+                    let t = self.text_features(&[words]);
+                    (
+                        self.generator_condition(&e, &has, &t),
+                        self.composer.forward(&e, &has, &t),
+                    )
                 });
-                Ok((cond, self.reference_pixels(end.reference)))
+                Ok((cond, self.reference_pixels(end.reference), composed))
             })
             .collect::<Result<Vec<_>>>()?;
-        let ((c0, p0), (c1, p1)) = (&ends[0], &ends[1]);
+        let ((c0, p0, q0), (c1, p1, q1)) = (&ends[0], &ends[1]);
         let steps: Vec<f64> = (0..points)
             .map(|i| i as f64 / (points - 1) as f64)
             .collect();
@@ -687,7 +695,10 @@ impl Model {
             let px = p0 * (1.0 - &tp) + p1 * &tp;
             let z = self.noise(1, seed).expand([n, -1], false);
             let img = self.generator.forward(&z, &cond, &px);
-            let emb = self.image.forward(&img)?;
+            // The composed query moves along the walk as the condition does.
+            let emb = self.expand(self.image.forward(&img)?, || {
+                crate::nets::l2_normalize(&(q0 * (1.0 - &tc) + q1 * &tc))
+            });
             Ok((img, emb))
         })?;
         let img = img.to_device(Device::Cpu);
@@ -709,8 +720,24 @@ impl Model {
     }
 
     /// Batched generation for evaluation and benchmarks: `e_src [B,D]`, `has [B,1]`, source
-    /// pixels `[B,3,S,S]` (None: without pixels, from the embedding alone).
+    /// pixels `[B,3,S,S]` (None: without pixels, from the embedding alone). Returns the images
+    /// and their search embeddings (with the query expansion).
     pub fn generate_tensor(
+        &self,
+        e_src: &Tensor,
+        has_image: &Tensor,
+        pixels: Option<&Tensor>,
+        texts: &[Vec<String>],
+        z: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (img, image_emb) = self.generate_tensor_parts(e_src, has_image, pixels, texts, z)?;
+        let emb = self.expand(image_emb, || self.compose_tensor(e_src, has_image, texts));
+        Ok((img, emb))
+    }
+
+    /// [`Model::generate_tensor`] without the query expansion: the images and the embeddings of
+    /// the images alone.
+    pub fn generate_tensor_parts(
         &self,
         e_src: &Tensor,
         has_image: &Tensor,
@@ -733,6 +760,35 @@ impl Model {
             .forward(z, &self.generator_condition(e_src, has_image, &t), px);
         let emb = self.image.forward(&img)?;
         Ok((img, emb))
+    }
+
+    /// The search embedding of a query from its synthesized image's embedding: with
+    /// synthetic query expansion (`GeneratorConfig::query_expansion`), that embedding plus the
+    /// weighted composed query, normalized; without, the image's embedding itself.
+    pub(crate) fn expand(&self, image_emb: Tensor, composed: impl FnOnce() -> Tensor) -> Tensor {
+        let w = self.gen_cfg.expansion();
+        if w > 0.0 {
+            crate::nets::l2_normalize(&(image_emb + composed() * w))
+        } else {
+            image_emb
+        }
+    }
+
+    /// The weight of the composed query in a query's search embedding (0: the synthesized
+    /// image's embedding alone).
+    pub fn query_expansion(&self) -> f64 {
+        self.gen_cfg.expansion()
+    }
+
+    /// Sets the query expansion's weight (a new generator version: the search embeddings
+    /// change).
+    pub fn set_query_expansion(&mut self, weight: f64) -> Result<()> {
+        let mut cfg = self.gen_cfg.clone();
+        cfg.query_expansion = Some(weight);
+        cfg.validate()?;
+        self.gen_cfg = cfg;
+        self.weights_changed();
+        Ok(())
     }
 
     /// What the generator and the critic are conditioned on (text features already computed).

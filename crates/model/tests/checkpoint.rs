@@ -156,6 +156,12 @@ fn generator_without_the_composed_condition_still_loads_and_keeps_its_config_tex
     assert!(!json.contains("pixel_skips"), "{json}");
     let back: synthsearch_model::GeneratorConfig = serde_json::from_str(&json).unwrap();
     assert!(!back.compose_condition);
+    // Nor had they the query expansion: they read as without it, and write no such key.
+    let mut old = back.clone();
+    old.query_expansion = None;
+    let json = serde_json::to_string(&old).unwrap();
+    assert!(!json.contains("query_expansion"), "{json}");
+    assert_eq!(old.expansion(), 0.0);
 
     let m = common::seeded(12, || Model::new(init, Device::Cpu).unwrap());
     let loaded = Model::from_bytes(&m.to_bytes().unwrap(), Device::Cpu).unwrap();
@@ -236,4 +242,72 @@ fn pixel_skips_choose_what_of_the_source_pixels_reaches_the_generator() {
         panic!("pixel_skips 17 was accepted");
     };
     assert!(err.to_string().contains("pixel_skips"), "{err}");
+}
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn query_expansion_adds_the_composed_query_to_the_synthesized_images_embedding() {
+    let mut m = common::model(16);
+    assert_eq!(m.query_expansion(), 1.0);
+    let img = image(4);
+    let e = m.encode_images(&img, 1).unwrap();
+    for (reference, text) in [
+        (Reference::Image(&img), "in black leather"),
+        (Reference::Embedding(&e), "is red"),
+        (Reference::None, "has short sleeves"),
+    ] {
+        m.set_query_expansion(0.0).unwrap();
+        let alone = m.generate(reference, text, None).unwrap();
+        let composed = m.compose(reference, text).unwrap();
+        let v0 = m.generator_version().unwrap();
+        m.set_query_expansion(2.5).unwrap();
+        assert_ne!(
+            v0,
+            m.generator_version().unwrap(),
+            "the search embeddings changed, so the generator version must"
+        );
+        let expanded = m.generate(reference, text, None).unwrap();
+        // The image is the same; its search embedding moves toward the composed query.
+        assert_eq!(alone.image, expanded.image);
+        let want: Vec<f32> = alone
+            .embedding
+            .iter()
+            .zip(&composed)
+            .map(|(a, q)| a + 2.5 * q)
+            .collect();
+        let d = max_diff(&expanded.embedding, &unit(&want));
+        assert!(d < 1e-5, "{text}: off by {d}");
+        assert!(max_diff(&expanded.embedding, &alone.embedding) > 1e-3);
+        // Batched generation gives the same.
+        let batch = m.generate_batch(&[(reference, text)]).unwrap();
+        assert!(max_diff(&batch[0].embedding, &expanded.embedding) < 1e-5);
+    }
+    // A checkpoint keeps the weight.
+    let back = Model::from_bytes(&m.to_bytes().unwrap(), Device::Cpu).unwrap();
+    assert_eq!(back.query_expansion(), 2.5);
+    assert_eq!(
+        back.generate(Reference::Image(&img), "is red", None)
+            .unwrap(),
+        m.generate(Reference::Image(&img), "is red", None).unwrap()
+    );
+    // Bad weights are refused and change nothing.
+    let v = m.generator_version().unwrap();
+    for w in [-0.5, 100.5, f64::NAN, f64::INFINITY] {
+        let e = m.set_query_expansion(w).unwrap_err();
+        assert!(e.to_string().contains("query_expansion"), "{e}");
+    }
+    assert_eq!(m.query_expansion(), 2.5);
+    assert_eq!(v, m.generator_version().unwrap());
 }

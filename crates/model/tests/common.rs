@@ -45,6 +45,7 @@ pub fn init() -> ModelInit {
             critic_width: 8,
             compose_condition: true,
             pixel_skips: None,
+            query_expansion: Some(1.0),
         },
         ..ModelInit::default()
     }

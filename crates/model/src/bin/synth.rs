@@ -80,6 +80,27 @@ enum Cmd {
         /// At most this many validation pairs (0: all).
         #[arg(long, default_value_t = 0)]
         queries: usize,
+        /// Evaluate with this query expansion instead of the model's own.
+        #[arg(long)]
+        query_expansion: Option<f64>,
+    },
+    /// One query's page: the top K products of the data set for (reference product, text),
+    /// ranked by the GAN and by the composition, with each product's attributes.
+    Rank {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// The reference product's id in the data set; leave out for a text-only query.
+        #[arg(long)]
+        reference: Option<String>,
+        #[arg(long)]
+        text: String,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Also write the reference and the synthesized image side by side as PNG.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Synthesize the image for (reference image, text) and write it as PNG.
     Generate {
@@ -188,6 +209,10 @@ struct TrainArgs {
     /// (default: all of them).
     #[arg(long)]
     pixel_skips: Option<u32>,
+    /// Synthetic query expansion: the weight of the composed query in a query's search
+    /// embedding (0: the synthesized image's embedding alone).
+    #[arg(long, default_value_t = 1.0)]
+    query_expansion: f64,
     /// A TorchScript image encoder to use instead of training the CNN.
     #[arg(long)]
     torchscript: Option<PathBuf>,
@@ -368,8 +393,13 @@ fn run(cli: Cli) -> AnyResult<()> {
             model,
             data,
             queries,
+            query_expansion,
         } => {
-            let m = Model::from_bytes(&read(&model)?, dev)?;
+            let mut m = Model::from_bytes(&read(&model)?, dev)?;
+            if let Some(w) = query_expansion {
+                m.set_query_expansion(w)?;
+            }
+            eprintln!("query expansion {}", m.query_expansion());
             let d = load_data(&data, m.image_size())?;
             let t = Instant::now();
             let r = evaluate(&m, &d, queries)?;
@@ -381,6 +411,18 @@ fn run(cli: Cli) -> AnyResult<()> {
                 r.table()
             );
             print_wishes(&m, &d)
+        }
+        Cmd::Rank {
+            model,
+            data,
+            reference,
+            text,
+            k,
+            out,
+        } => {
+            let m = Model::from_bytes(&read(&model)?, dev)?;
+            let d = load_data(&data, m.image_size())?;
+            rank(&m, &d, reference.as_deref(), &text, k, out.as_deref())
         }
         Cmd::Generate {
             model,
@@ -451,6 +493,92 @@ fn run(cli: Cli) -> AnyResult<()> {
 }
 
 /// A reference image file decoded to CHW floats at the model's size; `None` without a file.
+/// The page of one query by the GAN and by the composition (`synth rank`).
+fn rank(
+    m: &Model,
+    d: &Dataset,
+    reference: Option<&str>,
+    text: &str,
+    k: usize,
+    out: Option<&Path>,
+) -> AnyResult<()> {
+    let r = match reference {
+        Some(id) => Some(
+            d.ids
+                .iter()
+                .position(|i| i == id)
+                .ok_or_else(|| format!("no product {id:?} in the data set"))?,
+        ),
+        None => None,
+    };
+    let s = m.image_size();
+    let px = r
+        .map(|r| Vec::<f32>::try_from(&d.batch(&[r]).flatten(0, -1)))
+        .transpose()?;
+    let reference_arg = px.as_deref().map_or(Reference::None, Reference::Image);
+    let g = m.generate(reference_arg, text, None)?;
+    let composed = m.compose(reference_arg, text)?;
+    let all: Vec<usize> = (0..d.len()).collect();
+    let mut gallery = Vec::with_capacity(d.len());
+    for chunk in all.chunks(256) {
+        let x = d.batch(chunk).to_device(m.device());
+        let e = tch::no_grad(|| m.encode_tensor(&x))?.to_device(Device::Cpu);
+        let flat = Vec::<f32>::try_from(&e.flatten(0, -1))?;
+        gallery.extend(flat.chunks(m.embed_dim()).map(<[f32]>::to_vec));
+    }
+    let describe = |i: usize| -> String {
+        let mut s = d.categories[i].clone();
+        if let Some(t) = &d.attributes {
+            for (c, col) in t.columns.iter().enumerate() {
+                if let Some(v) = t.value(i, c) {
+                    s.push_str(&format!(" {col}={v}"));
+                }
+            }
+        }
+        s
+    };
+    if let Some(r) = r {
+        println!("reference {}: {}", d.ids[r], describe(r));
+    }
+    for (name, q) in [
+        ("SynthTriplet GAN", &g.embedding),
+        ("composition", &composed),
+    ] {
+        let mut order: Vec<(f64, usize)> = gallery
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != r)
+            .map(|(i, e)| (synthsearch_vector::distance::l2_distance(q, e), i))
+            .collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        println!("\n{name}, {text:?}:");
+        for (n, (dist, i)) in order.iter().take(k).enumerate() {
+            println!("{:>3} {:.4} {} {}", n + 1, dist, d.ids[*i], describe(*i));
+        }
+    }
+    if let Some(out) = out {
+        let mut tiles = Vec::new();
+        if let Some(px) = &px {
+            tiles.push(from_chw(px, s as u32)?);
+        }
+        tiles.push(from_chw(&g.image, s as u32)?);
+        // Eight times the model's size, nearest neighbour, to be looked at.
+        let tiles: Vec<_> = tiles
+            .iter()
+            .map(|t| {
+                image::imageops::resize(
+                    t,
+                    8 * s as u32,
+                    8 * s as u32,
+                    image::imageops::FilterType::Nearest,
+                )
+            })
+            .collect();
+        std::fs::write(out, grid_png(&tiles, tiles.len(), 16)?)?;
+    }
+    Ok(())
+}
+
 fn read_reference(p: Option<&Path>, size: u32) -> AnyResult<Option<Vec<f32>>> {
     p.map(|p| Ok(to_chw(&decode(&read(p)?, &DecodeLimits::default())?, size)))
         .transpose()
@@ -508,6 +636,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         critic_width: a.critic_width,
         compose_condition: !a.no_compose_condition,
         pixel_skips: a.pixel_skips,
+        query_expansion: Some(a.query_expansion),
         ..GeneratorConfig::default()
     };
     let cfg = TrainConfig {
