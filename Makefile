@@ -17,11 +17,12 @@ export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
 export PG_MAJOR
 
-.PHONY: help setup test demo dsn stop bench install clean
+.PHONY: help setup test test-17 demo dsn stop bench install clean
 
 help:
 	@echo "make demo   a local cluster with the extension and a demo session (leaves it running)"
 	@echo "make test   the whole test suite"
+	@echo "make test-17  the suite on PostgreSQL 17 in a Debian 13 root, and a catalog moved from 15 to 17"
 	@echo "make bench  the benchmarks"
 	@echo "make dsn    connection string of the demo cluster; make stop stops it"
 
@@ -30,6 +31,18 @@ setup:
 
 test: setup
 	@bash scripts/test.sh
+
+# PostgreSQL 17 on a machine whose Debian has none (bookworm ships 15): the whole suite in a
+# Debian 13 (trixie) root made with debootstrap (scripts/debian-root.sh), then a catalog dumped
+# from this machine's 15 and restored into 17 there (tests/major/dump_15_to_17.sh). On a machine
+# that has PostgreSQL 17 itself, `make test PG_MAJOR=17` is the suite.
+TRIXIE_ROOT ?= /var/tmp/synthsearch-roots/trixie
+test-17:
+	@bash scripts/debian-root.sh make trixie $(TRIXIE_ROOT)
+	@if [ -n "$${CITUS_TARBALL:-}" ]; then mkdir -p $(STATE)/vendor && cp "$$CITUS_TARBALL" $(STATE)/vendor/; fi
+	@CITUS_TARBALL_IN_ROOT=$${CITUS_TARBALL:+/src/.synth/vendor/$$(basename "$$CITUS_TARBALL")} \
+		bash scripts/debian-root.sh run trixie $(TRIXIE_ROOT) "make test PG_MAJOR=17"
+	@bash tests/major/dump_15_to_17.sh $(TRIXIE_ROOT)
 
 # Never `cargo pgrx install`: it rewrites synthsearch.so in place under running servers.
 install: setup

@@ -19,7 +19,7 @@ if [ -f "$($PG_CONFIG --pkglibdir)/citus.so" ] && grep -q "default_version = '${
 fi
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 pkgs=()
-for p in libzstd-dev liblz4-dev libkrb5-dev; do
+for p in libzstd-dev liblz4-dev libkrb5-dev libicu-dev; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
 done
 if [ ${#pkgs[@]} -gt 0 ]; then
@@ -37,6 +37,6 @@ if grep -q "have_createdb_privilege" "$($PG_CONFIG --includedir-server)/commands
 fi
 echo "citus.sh: building Citus $version for PostgreSQL $PG_MAJOR"
 ./configure --without-libcurl PG_CONFIG="$PG_CONFIG" >configure.log 2>&1 || { tail -20 configure.log; exit 1; }
-make -j"$(nproc)" >make.log 2>&1 || { tail -30 make.log; exit 1; }
+make -j"$(nproc)" >make.log 2>&1 || { grep -E "error|Error [0-9]" make.log | grep -v -- "-Werror" | head -20; exit 1; }
 as_root make install >install.log 2>&1 || { tail -20 install.log; exit 1; }
 echo "citus $version installed"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine, run as root by `make test` and `make demo`.
-# Installs only what is missing: PostgreSQL 15 with headers, libclang, sudo, cargo-pgrx 0.18.0
+# Installs only what is missing: PostgreSQL PG_MAJOR (15 by default; 17 where Debian ships it) with headers, libclang, sudo, cargo-pgrx 0.18.0
 # initialised against the system pg_config, and a Python environment with torch 2.11.0 (libtorch).
 set -euo pipefail
 
@@ -23,6 +23,12 @@ done
 if [ ${#pkgs[@]} -gt 0 ]; then
     log "installing ${pkgs[*]}"
     as_root apt-get update -qq
+    if ! apt-cache show "postgresql-server-dev-$PG_MAJOR" >/dev/null 2>&1; then
+        . /etc/os-release
+        echo "setup: this machine's Debian ($PRETTY_NAME) has no PostgreSQL $PG_MAJOR packages" \
+            "(bookworm ships 15, trixie 17); for 17 on bookworm, make test-17 runs the suite in a trixie root" >&2
+        exit 1
+    fi
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 # Debian's package starts a cluster of its own; we run our own clusters.

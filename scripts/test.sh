@@ -113,7 +113,7 @@ pgrx_tests() {
 }
 
 stage "rustfmt" cargo fmt --all --check
-stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "clippy" cargo clippy --workspace --all-targets --no-default-features --features "synthsearch/pg$PG_MAJOR" -- -D warnings
 stage "core crates" cargo test --workspace --exclude synthsearch
 stage "pgrx tests" pgrx_tests
 stage "pg_regress" regress

@@ -1,7 +1,7 @@
 //! What synthivf scans did, in `EXPLAIN (ANALYZE)`: lists probed, codes scanned, rows reranked
 //! and returned, and rows dropped by `strict_order`, summed over the statement's synthivf scans.
 //!
-//! PostgreSQL 15 has no hook into one plan node's EXPLAIN output, so the counters are
+//! PostgreSQL 15 and 17 have no hook into one plan node's EXPLAIN output, so the counters are
 //! backend-wide sums that every scan adds to when it ends (or is rescanned), and an
 //! `ExplainOneQuery_hook` prints the difference a statement made. In the text format they come
 //! after the plan; the other formats get an object of their own after the query's (an extra
@@ -50,6 +50,7 @@ pub(super) fn init() {
     }
 }
 
+#[cfg(feature = "pg15")]
 fn monotonic_now() -> pg_sys::instr_time {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -63,11 +64,40 @@ fn monotonic_now() -> pg_sys::instr_time {
     }
 }
 
+/// What PostgreSQL 17 does when no hook is set (exported from 17 on).
+///
+/// # Safety
+/// The hook's arguments, as PostgreSQL passes them.
+#[cfg(feature = "pg17")]
+unsafe fn standard(
+    query: *mut pg_sys::Query,
+    cursor_options: std::ffi::c_int,
+    into: *mut pg_sys::IntoClause,
+    es: *mut pg_sys::ExplainState,
+    query_string: *const std::ffi::c_char,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+) {
+    // Safety: the arguments pass through unchanged.
+    unsafe {
+        pg_sys::standard_ExplainOneQuery(
+            query,
+            cursor_options,
+            into,
+            es,
+            query_string,
+            params,
+            query_env,
+        )
+    }
+}
+
 /// What PostgreSQL 15's ExplainOneQuery does when no hook is set (it is static there): plan,
 /// time the planning and its buffer use, and explain the plan.
 ///
 /// # Safety
 /// The hook's arguments, as PostgreSQL passes them.
+#[cfg(feature = "pg15")]
 unsafe fn standard(
     query: *mut pg_sys::Query,
     cursor_options: std::ffi::c_int,
