@@ -6,7 +6,8 @@ PG_MAJOR ?= 15
 PG_CONFIG := /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 VENV ?= /opt/synthsearch/venv
 STATE := $(CURDIR)/.synth
-DEMO_DIR := $(STATE)/demo
+# A cluster's data belongs to one major version: the demo of another than 15 has its own folder.
+DEMO_DIR := $(STATE)/demo$(if $(filter-out 15,$(PG_MAJOR)),-$(PG_MAJOR))
 DEMO_PORT ?= 25329
 # The port the demo cluster listens on: DEMO_PORT, or the next free one if that was taken when the
 # cluster was made (scripts/cluster.sh).
