@@ -606,18 +606,34 @@ pub extern "C-unwind" fn synth_image_strip(fcinfo: pg_sys::FunctionCallInfo) -> 
         let tile = image_io::decode(bytes, &limits).unwrap_or_else(|e| image_error(e));
         pixels += u64::from(tile.width()) * u64::from(tile.height());
         if pixels > limits.max_pixels {
-            error(
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!(
-                    "the strip would have more than {} pixels",
-                    limits.max_pixels
-                ),
-            );
+            too_many_pixels(limits.max_pixels);
         }
         tiles.push(tile);
     }
+    // Smaller images (a model's 32x32 beside a catalog photo) grow by whole factors toward the
+    // tallest, so that a strip shows them side by side at one size; the grown sizes are counted
+    // before anything grows.
+    let tallest = tiles.iter().map(|t| t.height()).max().unwrap_or(1);
+    let grown: u64 = tiles
+        .iter()
+        .map(|t| {
+            let k = u64::from(image_io::upscale_factor(t, tallest));
+            u64::from(t.width()) * u64::from(t.height()) * k * k
+        })
+        .sum();
+    if grown > limits.max_pixels {
+        too_many_pixels(limits.max_pixels);
+    }
+    let tiles = image_io::match_heights(&tiles);
     let png = image_io::grid_png(&tiles, tiles.len(), 2).unwrap_or_else(|e| image_error(e));
     pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&png).into_pg())
+}
+
+fn too_many_pixels(max: u64) -> ! {
+    error(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("the strip would have more than {max} pixels"),
+    )
 }
 
 // ---- many images in one call ----------------------------------------------------------------

@@ -311,6 +311,30 @@ pub fn grid(images: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
 }
 
 /// [`grid`] as PNG bytes, for training previews.
+/// The whole-number factor (at least 1) by which `image` grows, nearest neighbour, to come closest
+/// to `height` without passing it: a model's 32x32 image beside a 64x64 catalog photo shows at
+/// the photo's size, with its pixels kept sharp.
+pub fn upscale_factor(image: &RgbImage, height: u32) -> u32 {
+    (height / image.height().max(1)).max(1)
+}
+
+/// Every image grown by its [`upscale_factor`] toward the tallest one.
+pub fn match_heights(images: &[RgbImage]) -> Vec<RgbImage> {
+    let tallest = images.iter().map(RgbImage::height).max().unwrap_or(1);
+    images
+        .iter()
+        .map(|i| match upscale_factor(i, tallest) {
+            1 => i.clone(),
+            k => imageops::resize(
+                i,
+                i.width() * k,
+                i.height() * k,
+                imageops::FilterType::Nearest,
+            ),
+        })
+        .collect()
+}
+
 pub fn grid_png(images: &[RgbImage], columns: usize, gap: u32) -> Result<Vec<u8>, ImageError> {
     encode_png(&grid(images, columns, gap))
 }
@@ -327,6 +351,29 @@ mod tests {
 
     fn png_bytes(w: u32, h: u32) -> Vec<u8> {
         encode_png(&sample(w, h)).unwrap()
+    }
+
+    #[test]
+    fn smaller_images_grow_by_whole_factors_toward_the_tallest() {
+        let images = [
+            sample(64, 64),
+            sample(32, 32),
+            sample(20, 30),
+            sample(80, 70),
+        ];
+        let grown = match_heights(&images);
+        let sizes: Vec<(u32, u32)> = grown.iter().map(|i| i.dimensions()).collect();
+        // 70 / 64 -> 1, 70 / 32 -> 2, 70 / 30 -> 2; the tallest stays.
+        assert_eq!(sizes, vec![(64, 64), (64, 64), (40, 60), (80, 70)]);
+        // Nearest neighbour: each source pixel becomes a k x k block of itself.
+        let (small, big) = (&images[1], &grown[1]);
+        for (x, y) in [(0, 0), (5, 9), (31, 31)] {
+            let p = small.get_pixel(x, y);
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                assert_eq!(big.get_pixel(2 * x + dx, 2 * y + dy), p);
+            }
+        }
+        assert!(match_heights(&[]).is_empty());
     }
 
     #[test]
