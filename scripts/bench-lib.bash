@@ -13,6 +13,8 @@ trap 'rm -rf "$work"' EXIT
 bench_cluster() {
     local dir=$1 port=$2
     shift 2
+    # A cluster's data belongs to one major version: another than 15 gets its own folder.
+    [ "$PG_MAJOR" = 15 ] || dir=$dir-$PG_MAJOR
     bash "$ROOT/scripts/cluster.sh" start "$dir" "$port" "$@"
     # the next free port if that one was taken when the cluster was made
     port=$(bash "$ROOT/scripts/cluster.sh" port "$dir")
