@@ -61,6 +61,10 @@ do_mount() {
     grep -qw "$(hostname)" "$root/etc/hosts" || echo "127.0.1.1 $(hostname)" >>"$root/etc/hosts"
     cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
     if [ -f /etc/pip.conf ]; then cp /etc/pip.conf "$root/etc/pip.conf"; fi
+    local d
+    for d in "${RUSTUP_HOME:-$HOME/.rustup}" "${CARGO_HOME:-$HOME/.cargo}"; do
+        [ -d "$d" ] || { echo "debian-root.sh: no $d: the root borrows this machine's rustup toolchain and cargo home" >&2; exit 1; }
+    done
     mkdir -p "$root/src" "$root/root/.rustup" "$root/root/.cargo"
     mounted proc || mount -t proc proc "$root/proc"
     mounted dev || { mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"; }
