@@ -290,6 +290,12 @@ pub struct TrainConfig {
     /// its whole ranking, not only the target's place. 0 turns it off.
     #[serde(default)]
     pub distill_weight: f64,
+    /// Stage 2: the catalog-ranking losses (contrastive, wish, distillation) see the search
+    /// embedding a query is ranked by, E(G) expanded by the composed query
+    /// (`GeneratorConfig::query_expansion`), instead of E(G) alone: the generator learns what the
+    /// composition does not already give. Off by default (configurations written before read off).
+    #[serde(default)]
+    pub expanded_losses: bool,
     /// Stage 2: weight of the perceptual loss, the L1 distance between the frozen CNN encoder's
     /// activation maps of the generated image and of the target (no effect with a TorchScript
     /// encoder).
@@ -364,6 +370,7 @@ impl Default for TrainConfig {
             contrastive_weight: 0.3,
             contrastive_catalog: true,
             distill_weight: 1.0,
+            expanded_losses: false,
             feature_weight: 2.0,
             wish_weight: 5.0,
             wish_keys: 64,

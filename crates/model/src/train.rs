@@ -855,15 +855,24 @@ impl Trainer {
             .sum(Kind::Float)
             / mask.sum(Kind::Float).clamp_min(1.0);
         let l1 = (&fake - &real).abs().mean(Kind::Float);
+        // What the catalog is ranked by: E(G), or with `expanded_losses` the search embedding a
+        // query gets (E(G) expanded by the frozen composition), so the generator learns what the
+        // composition does not already give.
+        let ranked = if cfg.expanded_losses {
+            let composed = tch::no_grad(|| m.composer.forward(&es, &has, &text_features));
+            m.expand(ea.shallow_clone(), || composed)
+        } else {
+            ea.shallow_clone()
+        };
         // Against the whole catalog, each target at its own index; or against the batch's targets.
-        let catalog_scores = ea.mm(&emb.tr()) / cfg.temperature;
+        let catalog_scores = ranked.mm(&emb.tr()) / cfg.temperature;
         let contrastive = if cfg.contrastive_catalog {
             let idx: Vec<i64> = pairs.iter().map(|p| p.target as i64).collect();
             catalog_scores
                 .log_softmax(-1, Kind::Float)
                 .nll_loss(&Tensor::from_slice(&idx).to_device(dev))
         } else {
-            (ea.mm(&et.tr()) / cfg.temperature)
+            (ranked.mm(&et.tr()) / cfg.temperature)
                 .log_softmax(-1, Kind::Float)
                 .nll_loss(&Tensor::arange(b, (Kind::Int64, dev)))
         };

@@ -308,3 +308,44 @@ fn the_gradient_penalty_runs_every_gp_every_steps() {
         );
     }
 }
+
+#[test]
+fn expanded_losses_rank_the_catalog_by_the_search_embedding() {
+    // Off by default, and for configurations written before the switch existed.
+    assert!(!synthsearch_model::TrainConfig::default().expanded_losses);
+    let mut old = serde_json::to_value(synthsearch_model::TrainConfig::default()).unwrap();
+    old.as_object_mut().unwrap().remove("expanded_losses");
+    let old: synthsearch_model::TrainConfig = serde_json::from_value(old).unwrap();
+    assert!(!old.expanded_losses);
+
+    let _threads = common::threads(2);
+    let data = common::data(120);
+    let losses = |expanded: bool, expansion: f64| {
+        let mut m = common::model(6);
+        m.set_query_expansion(expansion).unwrap();
+        let cfg = synthsearch_model::TrainConfig {
+            expanded_losses: expanded,
+            ..common::train_config(0, 3)
+        };
+        let mut t = Trainer::new(m, cfg, data.clone()).unwrap();
+        let reports = run(&mut t, 3).unwrap();
+        // The first step's ranking losses: before any update, so only what they rank by differs.
+        let first = &reports[0];
+        ["contrastive", "distill"].map(|k| first.losses.iter().find(|(n, _)| *n == k).unwrap().1)
+    };
+    let plain = losses(false, 1.0);
+    let expanded = losses(true, 1.0);
+    for (p, e) in plain.iter().zip(&expanded) {
+        assert!(p.is_finite() && e.is_finite(), "{plain:?} {expanded:?}");
+    }
+    assert!(
+        (plain[0] - expanded[0]).abs() > 1e-4,
+        "the contrastive loss did not change: {plain:?} {expanded:?}"
+    );
+    // Without an expansion there is nothing to expand by: the same losses as without the switch.
+    let none = losses(true, 0.0);
+    let plain_none = losses(false, 0.0);
+    for (a, b) in none.iter().zip(&plain_none) {
+        assert!((a - b).abs() < 1e-9, "{none:?} {plain_none:?}");
+    }
+}

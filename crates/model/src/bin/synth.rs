@@ -276,6 +276,9 @@ struct TrainArgs {
     /// Stage 2: weight of ranking the catalog as the composed query does (KL divergence).
     #[arg(long, default_value_t = TrainConfig::default().distill_weight)]
     distill_weight: f64,
+    /// Stage 2: the catalog-ranking losses on the expanded search embedding, not E(G) alone.
+    #[arg(long)]
+    expanded_losses: bool,
     /// Stage 2: weight of the colour loss on the generated pixels (needs a colour column).
     #[arg(long, default_value_t = TrainConfig::default().colour_weight)]
     colour_weight: f64,
@@ -668,6 +671,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         gan_attribute_weight: a.gan_attribute_weight,
         colour_weight: a.colour_weight,
         distill_weight: a.distill_weight,
+        expanded_losses: a.expanded_losses,
         ..TrainConfig::default()
     };
     let mut trainer = if let Some(p) = &a.resume {
