@@ -249,14 +249,6 @@ fn unit(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x / n).collect()
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn query_expansion_adds_the_composed_query_to_the_synthesized_images_embedding() {
     let mut m = common::model(16);
@@ -287,12 +279,12 @@ fn query_expansion_adds_the_composed_query_to_the_synthesized_images_embedding()
             .zip(&composed)
             .map(|(a, q)| a + 2.5 * q)
             .collect();
-        let d = max_diff(&expanded.embedding, &unit(&want));
+        let d = common::max_diff(&expanded.embedding, &unit(&want));
         assert!(d < 1e-5, "{text}: off by {d}");
-        assert!(max_diff(&expanded.embedding, &alone.embedding) > 1e-3);
+        assert!(common::max_diff(&expanded.embedding, &alone.embedding) > 1e-3);
         // Batched generation gives the same.
         let batch = m.generate_batch(&[(reference, text)]).unwrap();
-        assert!(max_diff(&batch[0].embedding, &expanded.embedding) < 1e-5);
+        assert!(common::max_diff(&batch[0].embedding, &expanded.embedding) < 1e-5);
     }
     // A checkpoint keeps the weight.
     let back = Model::from_bytes(&m.to_bytes().unwrap(), Device::Cpu).unwrap();

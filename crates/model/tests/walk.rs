@@ -6,14 +6,6 @@ mod common;
 use synthsearch_model::train::run;
 use synthsearch_model::{MAX_WALK_POINTS, ModelError, Reference, Trainer, WalkEnd};
 
-fn close(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn walk_ends_are_the_plain_generations_and_bad_input_errors() {
     synthsearch_model::set_threads(2);
@@ -57,13 +49,13 @@ fn walk_ends_are_the_plain_generations_and_bad_input_errors() {
         assert_eq!(positions, [0.0, 0.25, 0.5, 0.75, 1.0]);
         let first = m.generate(r0, w0, Some(9)).unwrap();
         let last = m.generate(r1, w1, Some(9)).unwrap();
-        assert!(close(&walk[0].1.image, &first.image) < 1e-4);
-        assert!(close(&walk[0].1.embedding, &first.embedding) < 1e-4);
-        assert!(close(&walk[4].1.image, &last.image) < 1e-4);
-        assert!(close(&walk[4].1.embedding, &last.embedding) < 1e-4);
+        assert!(common::max_diff(&walk[0].1.image, &first.image) < 1e-4);
+        assert!(common::max_diff(&walk[0].1.embedding, &first.embedding) < 1e-4);
+        assert!(common::max_diff(&walk[4].1.image, &last.image) < 1e-4);
+        assert!(common::max_diff(&walk[4].1.embedding, &last.embedding) < 1e-4);
         // It moves: the middle is neither end.
-        assert!(close(&walk[2].1.image, &first.image) > 1e-4);
-        assert!(close(&walk[2].1.image, &last.image) > 1e-4);
+        assert!(common::max_diff(&walk[2].1.image, &first.image) > 1e-4);
+        assert!(common::max_diff(&walk[2].1.image, &last.image) > 1e-4);
     }
 
     let q = |text| end(Reference::Image(&a), text);
@@ -121,11 +113,14 @@ fn a_batch_gives_what_one_generation_per_query_gives() {
     assert_eq!(batch.len(), queries.len());
     for ((reference, text), got) in queries.iter().zip(&batch) {
         let one = m.generate(*reference, text, None).unwrap();
-        assert!(close(&got.image, &one.image) < 1e-5, "{text}");
-        assert!(close(&got.embedding, &one.embedding) < 1e-5, "{text}");
+        assert!(common::max_diff(&got.image, &one.image) < 1e-5, "{text}");
+        assert!(
+            common::max_diff(&got.embedding, &one.embedding) < 1e-5,
+            "{text}"
+        );
     }
     // Different queries give different images (the batch does not repeat one row).
-    assert!(close(&batch[0].image, &batch[4].image) > 1e-4);
+    assert!(common::max_diff(&batch[0].image, &batch[4].image) > 1e-4);
     assert!(m.generate_batch(&[]).unwrap().is_empty());
     // A bad query is the batch's error, and check_query finds it alone.
     let short = [0.5f32; 3];
