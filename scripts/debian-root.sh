@@ -46,6 +46,24 @@ make_root() {
     }
     # A root made under mktemp -d is 0700, which locks out every other user inside (apt, postgres).
     chmod 755 "$root"
+    seed_venv
+}
+
+# torch's wheel brings 2.7 GB of CUDA runtime libraries (nvidia-*: built for any Python 3, so the
+# same files serve the root's Python). When this machine's environment has them, the root's
+# environment gets hard links to them before its set-up installs torch, which then finds them
+# installed and downloads only what depends on the Python version. Anything else: pip downloads.
+seed_venv() {
+    local host_venv=${SYNTHSEARCH_VENV:-/opt/synthsearch/venv} venv=/opt/synthsearch/venv host_site root_site
+    host_site=$(ls -d "$host_venv"/lib/python3*/site-packages 2>/dev/null | head -n 1)
+    [ -n "$host_site" ] && [ -d "$host_site/nvidia" ] && [ ! -e "$root$venv" ] || return 0
+    chroot "$root" /usr/bin/python3 -m venv "$venv" || return 0
+    root_site=$(ls -d "$root$venv"/lib/python3*/site-packages | head -n 1)
+    if cp -al "$host_site"/nvidia "$host_site"/nvidia_*.dist-info "$root_site"/ 2>/dev/null; then
+        echo "debian-root: $root$venv shares the CUDA runtime libraries of $host_venv (hard links)" >&2
+    else
+        rm -rf "$root_site"/nvidia "$root_site"/nvidia_*.dist-info
+    fi
 }
 
 # Mount points, in mount order.
@@ -89,7 +107,7 @@ run() {
     mounted src || { do_mount; we_mounted=1; }
     chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
         PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        CARGO_TARGET_DIR="/src/target/$release" CI="${CI:-}" CITUS_TARBALL="${CITUS_TARBALL_IN_ROOT:-}" \
+        CARGO_TARGET_DIR="/src/target/$release" ${CARGO_INCREMENTAL:+CARGO_INCREMENTAL=$CARGO_INCREMENTAL} CI="${CI:-}" CITUS_TARBALL="${CITUS_TARBALL_IN_ROOT:-}" \
         SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
         /bin/bash -c "cd /src && $command" || rc=$?
     if [ "$we_mounted" = 1 ]; then do_umount; fi
