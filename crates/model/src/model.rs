@@ -730,8 +730,10 @@ impl Model {
         texts: &[Vec<String>],
         z: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let (img, image_emb) = self.generate_tensor_parts(e_src, has_image, pixels, texts, z)?;
-        let emb = self.expand(image_emb, || self.compose_tensor(e_src, has_image, texts));
+        // The text features serve both the generator and the expansion's composed query.
+        let t = self.text_features(texts);
+        let (img, image_emb) = self.generate_from_features(e_src, has_image, pixels, &t, z)?;
+        let emb = self.expand(image_emb, || self.composer.forward(e_src, has_image, &t));
         Ok((img, emb))
     }
 
@@ -746,6 +748,18 @@ impl Model {
         z: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
         let t = self.text_features(texts);
+        self.generate_from_features(e_src, has_image, pixels, &t, z)
+    }
+
+    /// The images and their embeddings, from text features already computed.
+    fn generate_from_features(
+        &self,
+        e_src: &Tensor,
+        has_image: &Tensor,
+        pixels: Option<&Tensor>,
+        t: &Tensor,
+        z: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let s = self.enc_cfg.image_size;
         let zeros;
         let px = match pixels {
@@ -757,7 +771,7 @@ impl Model {
         };
         let img = self
             .generator
-            .forward(z, &self.generator_condition(e_src, has_image, &t), px);
+            .forward(z, &self.generator_condition(e_src, has_image, t), px);
         let emb = self.image.forward(&img)?;
         Ok((img, emb))
     }
