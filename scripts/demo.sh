@@ -2,7 +2,7 @@
 # `make demo`: a generated catalog imported into the demo cluster, a model trained in the
 # background worker with its progress on screen, the headline queries, and an HTML page of what the
 # engine understood. Re-running it reuses the catalog and the trained model.
-#   DEMO_PRODUCTS   products in the catalog (default 3000)
+#   DEMO_PRODUCTS   products in the catalog (default 10000)
 #   DEMO_MINUTES    the most minutes training may take on this machine (default 10)
 #   DEMO_RETRAIN=1  train again even if a demo model exists
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PG_BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
 port=${DEMO_PORT:-25329}
 dir=${DEMO_DIR:-$PWD/.synth/demo}
-products=${DEMO_PRODUCTS:-3000}
+products=${DEMO_PRODUCTS:-10000}
 minutes=${DEMO_MINUTES:-10}
 threads=$(nproc)
 psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$port" -U postgres -d synthsearch "$@"; }
