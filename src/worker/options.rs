@@ -46,8 +46,9 @@ pub struct TrainOptions {
     pub eval_sample: usize,
     /// Validation pairs of the final evaluation (0: all).
     pub eval_queries: usize,
-    /// End the GAN stage early once the run has trained this many seconds (0: no limit); the job
-    /// then evaluates and stores the model as usual. Keeps a demo within its time on a slow CPU.
+    /// Train at most this many seconds (0: no limit): stage 1 ends early once it has used its share
+    /// (its share of the planned steps), the GAN stage once the whole has been used; the job then
+    /// evaluates and stores the model as usual. Keeps a demo within its time on a slow CPU.
     pub max_seconds: u64,
     /// libtorch threads and device of the worker (default: the caller's settings).
     pub threads: i32,

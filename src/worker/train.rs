@@ -558,6 +558,21 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         if done {
             break;
         }
+        if opts.max_seconds > 0 && trainer.stage() == Stage::Encoder && step > first {
+            // Stage 1 may take its share of the time (its share of the planned steps), so that
+            // on a slow machine the GAN stage still gets the rest.
+            let cfg = trainer.config();
+            let share = opts.max_seconds as f64 * cfg.encoder_steps as f64
+                / (cfg.encoder_steps + cfg.gan_steps).max(1) as f64;
+            if started.elapsed().as_secs_f64() >= share {
+                trainer.end_encoder_stage();
+                total = trainer.total_steps();
+                pgrx::log!(
+                    "synthsearch: training job {job} used stage 1's share of max_seconds; the GAN stage starts at step {step}"
+                );
+                continue;
+            }
+        }
         if opts.max_seconds > 0
             && trainer.stage() == Stage::Gan
             && started.elapsed().as_secs() >= opts.max_seconds

@@ -446,6 +446,16 @@ impl Trainer {
         self.cfg.gan_steps = steps;
     }
 
+    /// Ends stage 1 at the steps done so far: the next step is the GAN stage's first (its
+    /// embeddings of the catalog are computed then, from the encoder as it is). Nothing once
+    /// stage 1 is over. For a caller with a time limit, so that a slow machine still trains the
+    /// GAN instead of ending with an untrained generator.
+    pub fn end_encoder_stage(&mut self) {
+        if self.stage() == Stage::Encoder {
+            self.cfg.encoder_steps = self.step;
+        }
+    }
+
     pub fn stage(&self) -> Stage {
         if self.step < self.cfg.encoder_steps {
             Stage::Encoder

@@ -349,3 +349,38 @@ fn expanded_losses_rank_the_catalog_by_the_search_embedding() {
         assert!((a - b).abs() < 1e-9, "{none:?} {plain_none:?}");
     }
 }
+
+/// A time limit may end stage 1 early: the next step is a GAN step, the plan shrinks by the steps
+/// not taken, the GAN stage keeps its own, and a call after stage 1 changes nothing.
+#[test]
+fn stage_one_ends_early_and_the_gan_stage_keeps_its_steps() {
+    let _threads = common::threads(2);
+    let data = common::data(200);
+    let mut t = Trainer::new(common::model(3), common::train_config(20, 6), data).unwrap();
+    assert_eq!(t.total_steps(), 26);
+    let enc = run(&mut t, 5).unwrap();
+    assert!(enc.iter().all(|r| r.stage == Stage::Encoder));
+    t.end_encoder_stage();
+    assert_eq!(t.config().encoder_steps, 5);
+    assert_eq!(t.total_steps(), 11);
+    assert_eq!(t.stage(), Stage::Gan);
+    let gan = run(&mut t, 6).unwrap();
+    assert!(
+        gan.iter().all(|r| r.stage == Stage::Gan),
+        "{:?}",
+        gan.iter().map(|r| r.stage).collect::<Vec<_>>()
+    );
+    for r in &gan {
+        for (name, v) in &r.losses {
+            assert!(v.is_finite(), "{name} = {v} at step {}", r.step);
+        }
+    }
+    assert!(t.is_done());
+    assert_eq!(t.model().gan_steps(), 6);
+    t.end_encoder_stage();
+    assert_eq!(
+        t.config().encoder_steps,
+        5,
+        "stage 1 is over: nothing changes"
+    );
+}
