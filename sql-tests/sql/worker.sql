@@ -224,6 +224,15 @@ SELECT (SELECT encoder_version FROM synth_models WHERE id = j.model_id)
        total_steps
 FROM synth_jobs j WHERE job = :job;
 
+-- A time limit: stage 1 ends once it has used its share of max_seconds (here half, its share of
+-- the planned steps), and the GAN stage still trains until the limit.
+SELECT synth_train('regress_images', 'regress_pairs', :'tiny'::jsonb ||
+    '{"name": "regress_timed", "encoder_steps": 1000000, "gan_steps": 1000000, "max_seconds": 4, "eval_every": 0, "checkpoint_every": 100000}') AS job \gset
+SELECT wait_job(:job);
+SELECT state, step = total_steps AS ended, step < 2000000 AS cut, losses ? 'critic' AS gan_trained
+FROM synth_jobs WHERE job = :job;
+SELECT synth_model_drop(model_id) FROM synth_jobs WHERE job = :job;
+
 DROP TABLE regress_no_pairs, regress_bad_images;
 DROP VIEW regress_catalog;
 DROP FUNCTION wait_job(bigint), wait_running(bigint);
