@@ -275,10 +275,8 @@ pub struct TrainConfig {
     pub triplet_margin: f64,
     /// Pixel L1 between generated and target images (pix2pix-style); 0 turns it off.
     pub l1_weight: f64,
-    /// Contrastive loss on E(G(source, text)) against every target of the batch or, with
-    /// `contrastive_catalog`, the whole catalog (the triplet loss generalized to all negatives;
-    /// not in the seed, 0 turns it off). 2 by default (0.3 before): it keeps the synthesized
-    /// image on the exact target while the wish loss spreads it over the page (BENCHMARKS.md).
+    /// In-batch contrastive loss on E(G(source, text)) against every target of the batch (the
+    /// triplet loss generalized to all negatives; not in the seed, 0 turns it off).
     #[serde(default)]
     pub contrastive_weight: f64,
     /// The contrastive loss ranks E(G(source, text)) against every image of the catalog (its
@@ -325,9 +323,8 @@ pub struct TrainConfig {
     #[serde(default)]
     pub attribute_weight: f64,
     /// Stage 2: weight of the same probes, frozen, reading the wanted product's attributes from
-    /// E(G) (needs stage 1's probes: not with a retrained GAN alone). 3 by default since the
-    /// 20,000-product runs in BENCHMARKS.md; 0 turns it off, and is what configurations written
-    /// before it existed read as.
+    /// E(G) (needs stage 1's probes: not with a retrained GAN alone). 0 turns it off, and is what
+    /// configurations written before it existed read as.
     #[serde(default)]
     pub gan_attribute_weight: f64,
     /// Stage 2, when the data has a colour column (`colour` or `color`): weight of the colour
@@ -370,7 +367,7 @@ impl Default for TrainConfig {
             triplet_weight: 1.0,
             triplet_margin: 0.5,
             l1_weight: 5.0,
-            contrastive_weight: 2.0,
+            contrastive_weight: 0.3,
             contrastive_catalog: true,
             distill_weight: 1.0,
             expanded_losses: false,
@@ -379,7 +376,7 @@ impl Default for TrainConfig {
             wish_keys: 64,
             wish_bank_every: 100,
             attribute_weight: 6.0,
-            gan_attribute_weight: 3.0,
+            gan_attribute_weight: 0.0,
             colour_weight: 2.0,
             text_only_prob: 0.1,
             pixel_drop_prob: 0.2,
