@@ -275,8 +275,11 @@ pub struct TrainConfig {
     pub triplet_margin: f64,
     /// Pixel L1 between generated and target images (pix2pix-style); 0 turns it off.
     pub l1_weight: f64,
-    /// In-batch contrastive loss on E(G(source, text)) against every target of the batch (the
-    /// triplet loss generalized to all negatives; not in the seed, 0 turns it off).
+    /// Contrastive loss on E(G(source, text)) against every target of the batch or, with
+    /// `contrastive_catalog`, the whole catalog (the triplet loss generalized to all negatives;
+    /// not in the seed, 0 turns it off): it keeps the synthesized image on the exact target while
+    /// the wish loss spreads it over the page. 0.3 by default; 2 with `gan_attribute_weight` 3 for
+    /// catalogs of 20,000 products (BENCHMARKS.md).
     #[serde(default)]
     pub contrastive_weight: f64,
     /// The contrastive loss ranks E(G(source, text)) against every image of the catalog (its
@@ -309,6 +312,15 @@ pub struct TrainConfig {
     /// what configurations written before it existed read as.
     #[serde(default)]
     pub wish_weight: f64,
+    /// Each near miss of a wish (an image that meets every condition of the query but
+    /// one: the wished values and the reference's category) counts as `1 +` this many negatives
+    /// in the wish loss's softmax: the products that share the wished colour but not the
+    /// category or the pattern are what crowd a page, and this pushes them down hardest (hard
+    /// negatives weighted by importance, as in Robinson et al. 2021). 0 turns it off: the
+    /// default, and what configurations written before it existed read as (measured in both
+    /// stages and in stage 2 alone, it cost the demo's pages: BENCHMARKS.md).
+    #[serde(default)]
+    pub wish_near_miss_weight: f64,
     /// Stage 1: random catalog images added to the batch's targets as keys of the wish loss.
     #[serde(default)]
     pub wish_keys: usize,
@@ -324,7 +336,7 @@ pub struct TrainConfig {
     pub attribute_weight: f64,
     /// Stage 2: weight of the same probes, frozen, reading the wanted product's attributes from
     /// E(G) (needs stage 1's probes: not with a retrained GAN alone). 0 turns it off, and is what
-    /// configurations written before it existed read as.
+    /// configurations written before it existed read as (3 for large catalogs: BENCHMARKS.md).
     #[serde(default)]
     pub gan_attribute_weight: f64,
     /// Stage 2, when the data has a colour column (`colour` or `color`): weight of the colour
@@ -373,6 +385,7 @@ impl Default for TrainConfig {
             expanded_losses: false,
             feature_weight: 2.0,
             wish_weight: 5.0,
+            wish_near_miss_weight: 0.0,
             wish_keys: 64,
             wish_bank_every: 100,
             attribute_weight: 6.0,
@@ -409,6 +422,7 @@ impl TrainConfig {
             ("contrastive_weight", self.contrastive_weight),
             ("feature_weight", self.feature_weight),
             ("wish_weight", self.wish_weight),
+            ("wish_near_miss_weight", self.wish_near_miss_weight),
             ("attribute_weight", self.attribute_weight),
             ("gan_attribute_weight", self.gan_attribute_weight),
             ("colour_weight", self.colour_weight),

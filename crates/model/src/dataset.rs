@@ -434,6 +434,28 @@ impl Dataset {
             && t.honours(image, wish)
     }
 
+    /// The images that meet every condition of a query but one, where the conditions are the
+    /// wished values and, with a reference, its category: for "is solid red" on a striped shirt,
+    /// the solid red dresses, the red dotted shirts and the solid shirts of other colours. A query
+    /// with fewer than two conditions has none (every other image misses it by its one).
+    pub fn near_misses(&self, wish: &[(usize, u32)], reference: Option<usize>) -> Vec<usize> {
+        let Some(t) = &self.attributes else {
+            return Vec::new();
+        };
+        let category = reference.map(|r| self.category_codes[r]);
+        if wish.len() + usize::from(category.is_some()) < 2 {
+            return Vec::new();
+        }
+        (0..self.len())
+            .filter(|&i| {
+                let wrong_category = category.is_some_and(|c| self.category_codes[i] != c);
+                let missed = usize::from(wrong_category)
+                    + wish.iter().filter(|&&cv| !t.honours(i, &[cv])).count();
+                missed == 1
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

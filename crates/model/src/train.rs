@@ -64,6 +64,8 @@ pub struct Trainer {
     probes: Option<Probes>,
     /// The wish loss's positives over the whole catalog, by (wish, reference's category).
     honouring: std::cell::RefCell<HonouringCache>,
+    /// The wish loss's near misses over the whole catalog, by the same key.
+    near_misses: std::cell::RefCell<HonouringCache>,
     /// Stage 2: the colour loss's prototypes, when the data has a colour column.
     colours: Option<ColourPrior>,
 }
@@ -337,6 +339,7 @@ impl Trainer {
             bank: None,
             probes,
             honouring: Default::default(),
+            near_misses: Default::default(),
             colours,
         })
     }
@@ -592,6 +595,67 @@ impl Trainer {
             .to_device(self.model.device())
     }
 
+    /// `[B, K]` mask of each pair's near misses ([`Dataset::near_misses`]) over `keys`
+    /// followed, with `whole_catalog`, by every image: the layout of [`Self::wish_positives`],
+    /// and the pair's own target never among them.
+    fn wish_near_misses(
+        &self,
+        pairs: &[PairRef],
+        has: &[f32],
+        keys: &[usize],
+        whole_catalog: bool,
+    ) -> Tensor {
+        let n = self.data.len();
+        let width = keys.len() + if whole_catalog { n } else { 0 };
+        let mut mask = vec![0f32; pairs.len() * width];
+        let mut near = vec![0f32; n];
+        let mut cache = self.near_misses.borrow_mut();
+        for (b, p) in pairs.iter().enumerate() {
+            if p.wish.is_empty() {
+                continue;
+            }
+            let reference = (has[b] > 0.0).then_some(p.candidate);
+            let category = reference.map(|r| self.data.category_codes[r]);
+            let found = cache
+                .entry((p.wish.clone(), category))
+                .or_insert_with(|| self.data.near_misses(&p.wish, reference));
+            near.fill(0.0);
+            for &i in found.iter() {
+                near[i] = 1.0;
+            }
+            // The pair's own target is a positive even where its values are not the wish's.
+            near[p.target] = 0.0;
+            let row = &mut mask[b * width..(b + 1) * width];
+            let (batch, catalog) = row.split_at_mut(keys.len());
+            for (m, &k) in batch.iter_mut().zip(keys) {
+                *m = near[k];
+            }
+            if whole_catalog {
+                catalog.copy_from_slice(&near);
+            }
+        }
+        Tensor::from_slice(&mask)
+            .view([pairs.len() as i64, width as i64])
+            .to_device(self.model.device())
+    }
+
+    /// Near misses count as `1 + wish_near_miss_weight` negatives each in the wish loss: their
+    /// logits gain its log (they are never positives, so only the softmax's denominator changes).
+    fn with_near_misses(
+        &self,
+        logits: Tensor,
+        pairs: &[PairRef],
+        has: &[f32],
+        keys: &[usize],
+        whole_catalog: bool,
+    ) -> Tensor {
+        let w = self.cfg.wish_near_miss_weight;
+        if w <= 0.0 {
+            return logits;
+        }
+        logits + self.wish_near_misses(pairs, has, keys, whole_catalog) * (1.0 + w).ln()
+    }
+
     fn gather(&self, t: &Tensor, idx: impl Iterator<Item = usize>) -> Tensor {
         let idx: Vec<i64> = idx.map(|i| i as i64).collect();
         t.index_select(0, &Tensor::from_slice(&idx).to_device(t.device()))
@@ -635,9 +699,11 @@ impl Trainer {
                 // The whole catalog as further keys (no gradient through them).
                 all_logits = Tensor::cat(&[&logits, &(q.mm(&bank.tr()) / self.cfg.temperature)], 1);
             }
+            let whole = self.bank.is_some();
+            let all_logits = self.with_near_misses(all_logits, &pairs, &has_values, &keys, whole);
             let wish = multi_positive(
                 &all_logits,
-                &self.wish_positives(&pairs, &has_values, &keys, self.bank.is_some()),
+                &self.wish_positives(&pairs, &has_values, &keys, whole),
             )?;
             losses.push(("wish", wish.double_value(&[])));
             loss += wish * self.cfg.wish_weight;
@@ -900,7 +966,14 @@ impl Trainer {
         // for is a positive.
         let wish = if self.wish_loss_on() {
             let mask = self.wish_positives(&pairs, &has_values, &[], true);
-            let w = multi_positive(&catalog_scores, &mask)?;
+            let scores = self.with_near_misses(
+                catalog_scores.shallow_clone(),
+                &pairs,
+                &has_values,
+                &[],
+                true,
+            );
+            let w = multi_positive(&scores, &mask)?;
             loss = &loss + &w * cfg.wish_weight;
             Some(w.double_value(&[]))
         } else {

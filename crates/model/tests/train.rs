@@ -206,6 +206,57 @@ fn pairs_from_attributes_train_the_wish_and_are_measured() {
         assert!(data.honours(p.target, &p.wish, Some(p.candidate)));
         assert!(!data.honours(p.candidate, &p.wish, Some(p.candidate)));
     }
+    // The wish loss's near misses meet every condition of the query but one: none honours the
+    // wish, and each either has every wished value in another category or the category and all
+    // but one wished value.
+    let (mut elsewhere, mut missing_a_value) = (0, 0);
+    for p in data.train.iter().take(200) {
+        let near = data.near_misses(&p.wish, Some(p.candidate));
+        assert!(!near.is_empty(), "{p:?}");
+        let category = |i: usize| data.category_codes[i];
+        for &i in &near {
+            assert!(!data.honours(i, &p.wish, Some(p.candidate)), "{i} {p:?}");
+            let values_met = p
+                .wish
+                .iter()
+                .filter(|&&cv| data.honours(i, &[cv], None))
+                .count();
+            let in_category = category(i) == category(p.candidate);
+            assert_eq!(
+                values_met + usize::from(in_category),
+                p.wish.len(),
+                "{i} {p:?}"
+            );
+            if in_category {
+                missing_a_value += 1;
+            } else {
+                elsewhere += 1;
+            }
+        }
+    }
+    assert!(elsewhere > 0 && missing_a_value > 0);
+    // Text only, one value: every other product misses by its one condition, so none is near.
+    let one = data.train.iter().find(|p| p.wish.len() == 1).unwrap();
+    assert!(data.near_misses(&one.wish, None).is_empty());
+    // Weighing the near misses only adds to the softmax's denominator: from the same weights and
+    // the same batch, the first step's wish loss is higher with it, in each stage.
+    for (encoder_steps, gan_steps) in [(1, 0), (0, 1)] {
+        let first_wish = |near_miss: f64| {
+            let cfg = synthsearch_model::TrainConfig {
+                wish_near_miss_weight: near_miss,
+                ..common::train_config(encoder_steps, gan_steps)
+            };
+            let mut t = Trainer::new(common::model(3), cfg, data.clone()).unwrap();
+            run(&mut t, 1).unwrap()[0].loss("wish").unwrap()
+        };
+        let (off, on) = (first_wish(0.0), first_wish(3.0));
+        assert!(off.is_finite() && on.is_finite());
+        assert!(
+            on > off + 1e-3,
+            "stage of {encoder_steps}/{gan_steps}: {off} -> {on}"
+        );
+    }
+
     let wish_cfg = WishEvalConfig::default();
     let mut t = Trainer::new(common::model(3), common::train_config(80, 20), data.clone()).unwrap();
     let before = evaluate_wishes(t.model(), &data, &wish_cfg)

@@ -260,6 +260,10 @@ struct TrainArgs {
     /// with attributes).
     #[arg(long, default_value_t = TrainConfig::default().wish_weight)]
     wish_weight: f64,
+    /// Each near miss of a wish (all of the query's conditions but one) counts as
+    /// `1 +` this many negatives in the wish loss.
+    #[arg(long, default_value_t = TrainConfig::default().wish_near_miss_weight)]
+    wish_near_miss_weight: f64,
     /// Stage 1: random images added to the batch's targets as keys of the wish loss.
     #[arg(long, default_value_t = TrainConfig::default().wish_keys)]
     wish_keys: usize,
@@ -665,6 +669,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         text_only_prob: a.text_only_prob,
         pixel_drop_prob: a.pixel_drop_prob,
         wish_weight: a.wish_weight,
+        wish_near_miss_weight: a.wish_near_miss_weight,
         wish_keys: a.wish_keys,
         wish_bank_every: a.wish_bank_every,
         attribute_weight: a.attribute_weight,
