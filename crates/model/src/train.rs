@@ -545,6 +545,26 @@ impl Trainer {
         self.cfg.wish_weight > 0.0 && self.data.attributes.is_some()
     }
 
+    /// `[B, K]` mask over `keys` followed, with `whole_catalog`, by every image: `fill` sets
+    /// pair `b`'s row, given as its keys' part and its catalog part (empty without the catalog).
+    fn keyed_mask(
+        &self,
+        pairs: &[PairRef],
+        keys: &[usize],
+        whole_catalog: bool,
+        mut fill: impl FnMut(usize, &PairRef, &mut [f32], &mut [f32]),
+    ) -> Tensor {
+        let width = keys.len() + if whole_catalog { self.data.len() } else { 0 };
+        let mut mask = vec![0f32; pairs.len() * width];
+        for (b, p) in pairs.iter().enumerate() {
+            let (batch, catalog) = mask[b * width..(b + 1) * width].split_at_mut(keys.len());
+            fill(b, p, batch, catalog);
+        }
+        Tensor::from_slice(&mask)
+            .view([pairs.len() as i64, width as i64])
+            .to_device(self.model.device())
+    }
+
     /// `[B, K]` mask of the wish loss's positives over `keys` followed, with `whole_catalog`, by
     /// every image: a key is one for pair `b` when it honours the pair's wish (in the candidate's
     /// category, unless the sample is text-only), and the pair's own target always is.
@@ -556,13 +576,9 @@ impl Trainer {
         whole_catalog: bool,
     ) -> Tensor {
         let n = self.data.len();
-        let width = keys.len() + if whole_catalog { n } else { 0 };
-        let mut mask = vec![0f32; pairs.len() * width];
         let mut honouring = self.honouring.borrow_mut();
-        for (b, p) in pairs.iter().enumerate() {
+        self.keyed_mask(pairs, keys, whole_catalog, |b, p, batch, catalog| {
             let reference = (has[b] > 0.0).then_some(p.candidate);
-            let row = &mut mask[b * width..(b + 1) * width];
-            let (batch, catalog) = row.split_at_mut(keys.len());
             for (m, &k) in batch.iter_mut().zip(keys) {
                 if k == p.target || (!p.wish.is_empty() && self.data.honours(k, &p.wish, reference))
                 {
@@ -570,11 +586,11 @@ impl Trainer {
                 }
             }
             if !whole_catalog {
-                continue;
+                return;
             }
             catalog[p.target] = 1.0;
             if p.wish.is_empty() {
-                continue;
+                return;
             }
             // The images that honour a wish depend only on the wish and the category: found once
             // per distinct one, not once a step.
@@ -589,15 +605,11 @@ impl Trainer {
             for &i in found.iter() {
                 catalog[i] = 1.0;
             }
-        }
-        Tensor::from_slice(&mask)
-            .view([pairs.len() as i64, width as i64])
-            .to_device(self.model.device())
+        })
     }
 
-    /// `[B, K]` mask of each pair's near misses ([`Dataset::near_misses`]) over `keys`
-    /// followed, with `whole_catalog`, by every image: the layout of [`Self::wish_positives`],
-    /// and the pair's own target never among them.
+    /// `[B, K]` mask of each pair's near misses ([`Dataset::near_misses`]) in the layout of
+    /// [`Self::wish_positives`], the pair's own target never among them.
     fn wish_near_misses(
         &self,
         pairs: &[PairRef],
@@ -605,14 +617,11 @@ impl Trainer {
         keys: &[usize],
         whole_catalog: bool,
     ) -> Tensor {
-        let n = self.data.len();
-        let width = keys.len() + if whole_catalog { n } else { 0 };
-        let mut mask = vec![0f32; pairs.len() * width];
-        let mut near = vec![0f32; n];
+        let mut near = vec![0f32; self.data.len()];
         let mut cache = self.near_misses.borrow_mut();
-        for (b, p) in pairs.iter().enumerate() {
+        self.keyed_mask(pairs, keys, whole_catalog, |b, p, batch, catalog| {
             if p.wish.is_empty() {
-                continue;
+                return;
             }
             let reference = (has[b] > 0.0).then_some(p.candidate);
             let category = reference.map(|r| self.data.category_codes[r]);
@@ -625,18 +634,13 @@ impl Trainer {
             }
             // The pair's own target is a positive even where its values are not the wish's.
             near[p.target] = 0.0;
-            let row = &mut mask[b * width..(b + 1) * width];
-            let (batch, catalog) = row.split_at_mut(keys.len());
             for (m, &k) in batch.iter_mut().zip(keys) {
                 *m = near[k];
             }
             if whole_catalog {
                 catalog.copy_from_slice(&near);
             }
-        }
-        Tensor::from_slice(&mask)
-            .view([pairs.len() as i64, width as i64])
-            .to_device(self.model.device())
+        })
     }
 
     /// Near misses count as `1 + wish_near_miss_weight` negatives each in the wish loss: their
