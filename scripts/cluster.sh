@@ -20,7 +20,15 @@ as_pg() {
 # True when something accepts connections on localhost:$1.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-conf_port() { sed -n 's/^port = \([0-9]*\).*/\1/p' "$1/data/postgresql.conf" 2>/dev/null | tail -n 1; }
+# The port in DIR's postgresql.conf; nothing when DIR has no cluster yet. A configuration that is
+# there but cannot be read is an error that says so (a silent failure here once ended a test run with
+# a bare exit status).
+conf_port() {
+    local conf=$1/data/postgresql.conf
+    [ -e "$conf" ] || return 0
+    [ -r "$conf" ] || { echo "cluster.sh: cannot read $conf: $(ls -ld "$1/data" "$conf" 2>&1 | tr '\n' ' ')" >&2; return 1; }
+    sed -n 's/^port = \([0-9]*\).*/\1/p' "$conf" | tail -n 1
+}
 
 case "$cmd" in
 start)
@@ -55,7 +63,7 @@ stop)
     fi
     ;;
 port)
-    p=$(conf_port "$dir")
+    p=$(conf_port "$dir") || exit 1
     echo "${p:-${3:?no cluster in $dir and no default port}}"
     ;;
 status)

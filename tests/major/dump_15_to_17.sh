@@ -16,9 +16,17 @@ state=.synth/major
 in_root() { bash scripts/debian-root.sh run "$release" "$root" "$1"; }
 psql15() { /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -h localhost -U postgres "$@"; }
 fail() { echo "dump_15_to_17: $*" >&2; exit 1; }
+# Any command that fails names itself (set -e alone ends the script with a bare status).
+trap 'echo "dump_15_to_17: line $LINENO: exit $?: $BASH_COMMAND" >&2' ERR
 
 bash scripts/debian-root.sh mount "$release" "$root"
 cleanup() {
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then
+        for log in "$state"/pg15/server.log "$state"/pg17/server.log; do
+            if [ -f "$log" ]; then echo "--- the end of $log" >&2; tail -n 20 "$log" >&2; fi
+        done
+    fi
     PG_MAJOR=15 bash scripts/cluster.sh stop "$state/pg15" || true
     in_root "PG_MAJOR=17 bash scripts/cluster.sh stop $state/pg17" || true
     bash scripts/debian-root.sh umount "$release" "$root"
@@ -34,7 +42,8 @@ rm -rf "$state" && mkdir -p "$state"
 PG_MAJOR=15 bash scripts/cluster.sh start "$state/pg15" 25351 "shared_preload_libraries = 'synthsearch'"
 in_root "PG_MAJOR=17 bash scripts/cluster.sh start $state/pg17 25352 \"shared_preload_libraries = 'synthsearch'\""
 p15=$(bash scripts/cluster.sh port "$state/pg15")
-p17=$(bash scripts/cluster.sh port "$state/pg17")
+# Each side reads the port of the cluster it made.
+p17=$(in_root "bash scripts/cluster.sh port $state/pg17")
 [ "$(psql15 -p "$p15" -d postgres -tA -c 'SHOW server_version_num')" -lt 160000 ] || fail "the source is not PostgreSQL 15"
 [ "$(psql15 -p "$p17" -d postgres -tA -c 'SHOW server_version_num')" -ge 170000 ] || fail "the target is not PostgreSQL 17"
 
