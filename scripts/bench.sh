@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the benchmarks of the embedding type (kernels, and ORDER BY ... LIMIT through SQL),
-# the index, the model functions through SQL, the model server beside the in-backend mode and the GAN
-# against PyTorch eager.
+# the index, the model functions through SQL, a training job's WAL, the model server beside the
+# in-backend mode and the GAN against PyTorch eager.
 # Prints markdown tables; BENCHMARKS.md records them with this command.
 source "$(dirname "$0")/bench-lib.bash"
 BENCH_DIR=$PWD/.synth/bench
@@ -58,6 +58,14 @@ fi
 if [ "${MODEL_BENCH:-1}" = 1 ]; then
     echo
     bash scripts/bench-model.sh
+fi
+
+# A training job's WAL and checkpoints, checkpoint_seconds beside a checkpoint every 100 steps
+# (two jobs of TRAIN_SECONDS, 6 minutes each by default; TRAIN_WAL_BENCH=0 skips it).
+if [ "${TRAIN_WAL_BENCH:-1}" = 1 ]; then
+    echo
+    echo "## What a training job writes to the WAL"
+    bash scripts/bench-train-wal.sh
 fi
 
 # The model server beside the in-backend mode (SERVER_BENCH=0 skips it).

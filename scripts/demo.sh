@@ -23,15 +23,15 @@ psql -v products="$products" -f scripts/demo.sql
 # as a shop would: from the catalog's attribute columns, without a pairs table. Stage 1 (the
 # embedding space, where the wish loss and the attribute probes work) is cheap, so it gets most
 # of the steps (BENCHMARKS.md, "Search quality as a shopper sees it"). A checkpoint holds the
-# trainer's state (about 32 MB, most of it the text encoder's buckets and their Adam moments), so
-# the demo keeps one every 1,000 steps rather than every 200: 0.4 s and 32 MB of WAL each.
+# trainer's state (about 32 MB of WAL, most of it the text encoder's buckets and their Adam
+# moments); the default checkpoint_seconds (300) keeps two or three in the demo's ten minutes.
 # Retrained, the model has a new encoder: "force" activates it over the old one (the page's image
 # index is built again below), so the page shows the model just trained, not the one before.
 options=$(cat <<JSON
 {"name": "demo", "activate": true, "force": true, "threads": $threads, "image_size": 32,
  "attributes": ["colour", "material", "pattern", "sleeve", "neckline", "hem"],
  "encoder_steps": 6000, "gan_steps": 3000,
- "checkpoint_every": 1000, "eval_queries": 300, "max_seconds": $((minutes * 60))}
+ "eval_queries": 300, "max_seconds": $((minutes * 60))}
 JSON
 )
 job=$(q "SELECT job FROM synth_jobs WHERE model = 'demo' AND state IN ('queued', 'running', 'cancelling') ORDER BY job DESC LIMIT 1")

@@ -36,8 +36,14 @@ pub struct TrainOptions {
     pub val_fraction: f64,
     /// Write progress (and look for a cancel) after this many steps, or two seconds.
     pub progress_every: u64,
-    /// Save a checkpoint after this many steps.
+    /// Save a checkpoint after this many steps, once `checkpoint_seconds` have passed since the
+    /// previous one (or the start).
     pub checkpoint_every: u64,
+    /// The least time between two periodic checkpoints (0: every `checkpoint_every` steps). A
+    /// checkpoint is the whole trainer, weights and optimiser state (tens of MB), written to the
+    /// WAL in full each time: time, not steps, bounds the WAL a job writes, however fast its
+    /// device steps, and what a crash can lose. A shutdown saves one regardless.
+    pub checkpoint_seconds: u64,
     /// Evaluate every this many steps as well as at the end (0: only at the end): Recall@K on
     /// the first `eval_sample` validation pairs and wish precision on a sample of the headline
     /// wishes, kept with the step and the losses in `synth_job_evals`.
@@ -95,6 +101,7 @@ impl TrainOptions {
             val_fraction: 0.1,
             progress_every: 10,
             checkpoint_every: 100,
+            checkpoint_seconds: 300,
             eval_every: 500,
             eval_sample: 200,
             eval_queries: 500,

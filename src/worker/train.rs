@@ -483,6 +483,7 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
     let batch = trainer.config().batch_size as f64;
     let started = Instant::now();
     let mut last_report = Instant::now();
+    let mut last_checkpoint = Instant::now();
     let mut since = LossMeans::default();
     let mut last_losses = serde_json::json!({});
     let mut recall: Option<serde_json::Value> = None;
@@ -593,8 +594,12 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         since.add(&report.losses);
         since_eval.add(&report.losses);
         let step = report.step;
-        if step.is_multiple_of(opts.checkpoint_every) && step < total {
+        if step.is_multiple_of(opts.checkpoint_every)
+            && step < total
+            && last_checkpoint.elapsed() >= Duration::from_secs(opts.checkpoint_seconds)
+        {
             keep_checkpoint(job, trainer);
+            last_checkpoint = Instant::now();
         }
         if opts.eval_every > 0 && step.is_multiple_of(opts.eval_every) && step < total {
             recall = record_eval(job, trainer, opts, &stage, since_eval.take(), keep_evals)?;

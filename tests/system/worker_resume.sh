@@ -67,7 +67,7 @@ PGOPTIONS= psql -d worker_resume -U resume_attacker -tA -c "SELECT 1 WHERE 'a'::
 
 job=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
     \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
-    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 25, \"threads\": 8, \"name\": \"resumed\"}')")
+    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 25, \"checkpoint_seconds\": 0, \"threads\": 8, \"name\": \"resumed\"}')")
 
 # The steps a resumed worker started from, in order, from the server log.
 log_from=$(($(wc -l <"$REGRESS_DIR/server.log") + 1))
@@ -145,6 +145,17 @@ kill -9 "$(q "SELECT worker_pid FROM synth_jobs WHERE job = $job3")"
 wait_for "SELECT state = 'succeeded' AND attempts = 2 FROM synth_jobs WHERE job = $job3" 180 \
     || fail "job $job3 did not resume after its worker crashed"
 
-# 6. After every restart, resume and training above, the trap never ran as anyone else.
+# 6. checkpoint_seconds spaces periodic checkpoints in time (each is tens of MB of WAL): with an
+#    hour between them, a job well past many checkpoint_every boundaries has kept none.
+job4=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
+    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
+    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 5, \"checkpoint_seconds\": 3600, \"name\": \"spaced\"}')")
+wait_for "SELECT step >= 40 FROM synth_jobs WHERE job = $job4" 120 || fail "job $job4 did not start"
+[ "$(q "SELECT count(*) FROM synth_train_checkpoints WHERE job = $job4")" = 0 ] \
+    || fail "job $job4 kept a periodic checkpoint before checkpoint_seconds had passed"
+[ "$(q "SELECT synth_cancel($job4)")" = t ] || fail "cancel of job $job4 refused"
+wait_for "SELECT state = 'cancelled' FROM synth_jobs WHERE job = $job4" 120 || fail "job $job4 did not stop"
+
+# 7. After every restart, resume and training above, the trap never ran as anyone else.
 [ "$(q "SELECT count(*) FROM trap.ran WHERE who <> 'resume_attacker'")" = 0 ] \
     || fail "code in the database's search_path ran as: $(q "SELECT string_agg(DISTINCT who, ', ') FROM trap.ran WHERE who <> 'resume_attacker'")"
