@@ -133,29 +133,31 @@ pub struct Dataset {
     pub category_codes: Vec<u32>,
 }
 
+/// The generator's attribute columns, in the order [`attribute_row`] gives them.
+const GENERATED_COLUMNS: [&str; 6] = ["colour", "pattern", "sleeve", "neckline", "hem", "material"];
+
+/// One product's generated attributes as a row of [`GENERATED_COLUMNS`].
+fn attribute_row(a: &synthsearch_data::Attributes) -> Vec<Option<String>> {
+    [
+        a.colour.name(),
+        a.pattern.name(),
+        a.sleeve.name(),
+        a.neckline.name(),
+        a.hem.name(),
+        a.material.name(),
+    ]
+    .map(|v| Some(v.to_string()))
+    .to_vec()
+}
+
 /// The generated catalog's attributes as columns.
 fn catalog_attributes(catalog: &Catalog) -> AttributeTable {
-    let columns = ["colour", "pattern", "sleeve", "neckline", "hem", "material"]
-        .map(String::from)
-        .to_vec();
     let rows: Vec<Vec<Option<String>>> = catalog
         .products
         .iter()
-        .map(|p| {
-            let a = &p.attrs;
-            [
-                a.colour.name(),
-                a.pattern.name(),
-                a.sleeve.name(),
-                a.neckline.name(),
-                a.hem.name(),
-                a.material.name(),
-            ]
-            .map(|v| Some(v.to_string()))
-            .to_vec()
-        })
+        .map(|p| attribute_row(&p.attrs))
         .collect();
-    AttributeTable::from_rows(columns, &rows)
+    AttributeTable::from_rows(GENERATED_COLUMNS.map(String::from).to_vec(), &rows)
 }
 
 fn render_catalog(catalog: &Catalog, image_size: usize) -> Vec<f32> {
@@ -325,7 +327,26 @@ impl Dataset {
                 )
             })
             .collect();
-        Self::assemble(image_size, records, flat, &pairs)
+        // A folder our generator wrote has each image's attributes (attributes.json): with them
+        // the pairs get their wishes and evaluation its wish precision, as from the catalog
+        // itself. An image the file does not name has no values (never honours a wish).
+        let table = fiq.attributes.as_ref().map(|known| {
+            let rows: Vec<Vec<Option<String>>> = records
+                .iter()
+                .map(|r| {
+                    known.get(&r.0).map_or_else(
+                        || vec![None; GENERATED_COLUMNS.len()],
+                        |k| attribute_row(&k.attrs),
+                    )
+                })
+                .collect();
+            AttributeTable::from_rows(GENERATED_COLUMNS.map(String::from).to_vec(), &rows)
+        });
+        let d = Self::assemble(image_size, records, flat, &pairs)?;
+        match table {
+            Some(t) => d.with_attributes(t),
+            None => Ok(d),
+        }
     }
 
     /// Builds from parts: `(id, category, split)` per image, CHW values for all images, and
