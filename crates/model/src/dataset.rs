@@ -150,14 +150,15 @@ fn attribute_row(a: &synthsearch_data::Attributes) -> Vec<Option<String>> {
     .to_vec()
 }
 
+/// Rows of [`attribute_row`] as a table of [`GENERATED_COLUMNS`].
+fn generated_table(rows: impl Iterator<Item = Vec<Option<String>>>) -> AttributeTable {
+    let rows: Vec<Vec<Option<String>>> = rows.collect();
+    AttributeTable::from_rows(GENERATED_COLUMNS.map(String::from).to_vec(), &rows)
+}
+
 /// The generated catalog's attributes as columns.
 fn catalog_attributes(catalog: &Catalog) -> AttributeTable {
-    let rows: Vec<Vec<Option<String>>> = catalog
-        .products
-        .iter()
-        .map(|p| attribute_row(&p.attrs))
-        .collect();
-    AttributeTable::from_rows(GENERATED_COLUMNS.map(String::from).to_vec(), &rows)
+    generated_table(catalog.products.iter().map(|p| attribute_row(&p.attrs)))
 }
 
 fn render_catalog(catalog: &Catalog, image_size: usize) -> Vec<f32> {
@@ -331,16 +332,12 @@ impl Dataset {
         // the pairs get their wishes and evaluation its wish precision, as from the catalog
         // itself. An image the file does not name has no values (never honours a wish).
         let table = fiq.attributes.as_ref().map(|known| {
-            let rows: Vec<Vec<Option<String>>> = records
-                .iter()
-                .map(|r| {
-                    known.get(&r.0).map_or_else(
-                        || vec![None; GENERATED_COLUMNS.len()],
-                        |k| attribute_row(&k.attrs),
-                    )
-                })
-                .collect();
-            AttributeTable::from_rows(GENERATED_COLUMNS.map(String::from).to_vec(), &rows)
+            generated_table(records.iter().map(|r| {
+                known.get(&r.0).map_or_else(
+                    || vec![None; GENERATED_COLUMNS.len()],
+                    |k| attribute_row(&k.attrs),
+                )
+            }))
         });
         let d = Self::assemble(image_size, records, flat, &pairs)?;
         match table {

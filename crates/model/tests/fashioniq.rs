@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use image::ImageFormat;
-use synthsearch_data::{CatalogConfig, generate, write_fashioniq};
+use synthsearch_data::{Catalog, CatalogConfig, generate, write_fashioniq};
 use synthsearch_model::Dataset;
 
 const SIZE: usize = 16;
@@ -27,17 +27,23 @@ fn wishes(d: &Dataset) -> BTreeMap<(String, String), BTreeSet<(String, String)>>
         .collect()
 }
 
-#[test]
-fn a_written_catalog_reads_back_with_its_attributes_and_wishes() {
+/// A generated catalog of `products` and the Fashion-IQ folder written from it.
+fn written(products: usize) -> (Catalog, tempfile::TempDir) {
     let cat = generate(&CatalogConfig {
         seed: 11,
-        products: 90,
+        products,
         image_size: SIZE as u32,
         split_shares: [0.6, 0.4, 0.0],
         ..CatalogConfig::default()
     });
     let dir = tempfile::tempdir().unwrap();
     write_fashioniq(&cat, dir.path(), ImageFormat::Png).unwrap();
+    (cat, dir)
+}
+
+#[test]
+fn a_written_catalog_reads_back_with_its_attributes_and_wishes() {
+    let (cat, dir) = written(90);
     let read = Dataset::from_fashioniq(dir.path(), SIZE).unwrap();
     let direct = Dataset::from_catalog(&cat, SIZE).unwrap();
 
@@ -71,15 +77,7 @@ fn a_written_catalog_reads_back_with_its_attributes_and_wishes() {
 
 #[test]
 fn a_folder_without_attributes_reads_as_captions_only() {
-    let cat = generate(&CatalogConfig {
-        seed: 11,
-        products: 40,
-        image_size: SIZE as u32,
-        split_shares: [0.6, 0.4, 0.0],
-        ..CatalogConfig::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    write_fashioniq(&cat, dir.path(), ImageFormat::Png).unwrap();
+    let (_, dir) = written(40);
     std::fs::remove_file(dir.path().join("attributes.json")).unwrap();
     let read = Dataset::from_fashioniq(dir.path(), SIZE).unwrap();
     assert!(read.attributes.is_none());
