@@ -11,13 +11,9 @@ QUERIES=${QUERIES:-200}
 
 bench_cluster "$BENCH_DIR" "$BENCH_PORT" "shared_buffers = '512MB'" "max_parallel_workers_per_gather = 0"
 "${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS bench_model" -c "CREATE DATABASE bench_model"
-catalog=$(mktemp -d /tmp/synthsearch-bench-XXXXXX)
-chown postgres: "$catalog"
+"${psql[@]}" -d bench_model -c "CREATE EXTENSION synthsearch" -c "SELECT synth_model_create('bench', '{}', 1)"
+bench_catalog bench_model "$IMAGES" 7 bench_images bench_pairs
 "${psql[@]}" -d bench_model <<SQL
-CREATE EXTENSION synthsearch;
-SELECT synth_model_create('bench', '{}', 1);
-SELECT * FROM synth_generate_catalog('$catalog', $IMAGES, 7, 64);
-SELECT * FROM synth_import_fashioniq('$catalog', 'bench_images', 'bench_pairs');
 CREATE TABLE imgs AS SELECT row_number() OVER (ORDER BY id) AS n, img FROM bench_images;
 SELECT setseed(0.5);
 CREATE TABLE products_10k AS
@@ -28,7 +24,6 @@ CREATE TABLE products_100k AS
   FROM generate_series(1, 100000) i, generate_series(1, (SELECT dims FROM synth_models WHERE active)) d GROUP BY i;
 VACUUM ANALYZE;
 SQL
-rm -rf "$catalog"
 cfg=$("${psql[@]}" -d bench_model -tA -c "SELECT format('image %s px, %s dims', image_size, dims) FROM synth_models WHERE active")
 chmod 755 "$work"
 cd "$work"

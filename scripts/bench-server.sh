@@ -14,17 +14,12 @@ SECS=${SECONDS_PER_RUN:-15}
 bench_cluster "$BENCH_DIR" "$BENCH_PORT" "shared_preload_libraries = 'synthsearch'" \
     "shared_buffers = '256MB'" "max_parallel_workers_per_gather = 0" "max_connections = 120"
 "${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS bench_server" -c "CREATE DATABASE bench_server"
-catalog=$(mktemp -d /tmp/synthsearch-bench-XXXXXX)
-chown postgres: "$catalog"
+"${psql[@]}" -d bench_server -c "CREATE EXTENSION synthsearch" -c "SELECT synth_model_create('bench', '{}', 1)"
+bench_catalog bench_server "$IMAGES" 7 bench_images bench_pairs
 "${psql[@]}" -d bench_server <<SQL
-CREATE EXTENSION synthsearch;
-SELECT synth_model_create('bench', '{}', 1);
-SELECT * FROM synth_generate_catalog('$catalog', $IMAGES, 7, 64);
-SELECT * FROM synth_import_fashioniq('$catalog', 'bench_images', 'bench_pairs');
 CREATE TABLE imgs AS SELECT row_number() OVER (ORDER BY id) AS n, img FROM bench_images;
 VACUUM ANALYZE imgs;
 SQL
-rm -rf "$catalog"
 cfg=$("${psql[@]}" -d bench_server -tA -c "SELECT format('%s px, %s dims', image_size, dims) FROM synth_models WHERE active")
 chmod 755 "$work"
 cd "$work"

@@ -15,12 +15,9 @@ THREADS=${THREADS:-2}
 
 bench_cluster "$BENCH_DIR" "$BENCH_PORT" "shared_preload_libraries = 'synthsearch'" "max_wal_size = '4GB'"
 "${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS bench_wal" -c "CREATE DATABASE bench_wal"
-catalog=$(mktemp -d /tmp/synthsearch-bench-XXXXXX)
-chown postgres: "$catalog"
-"${psql[@]}" -d bench_wal >/dev/null <<SQL
-CREATE EXTENSION synthsearch;
-SELECT * FROM synth_generate_catalog('$catalog', $PRODUCTS, 42, 64);
-SELECT * FROM synth_import_fashioniq('$catalog', 'products', 'pairs');
+"${psql[@]}" -d bench_wal -c "CREATE EXTENSION synthsearch"
+bench_catalog bench_wal "$PRODUCTS" 42 products pairs
+"${psql[@]}" -d bench_wal <<SQL
 CREATE VIEW catalog AS
 SELECT id, category, split, img,
        attributes->>'colour' AS colour, attributes->>'material' AS material,
@@ -28,13 +25,11 @@ SELECT id, category, split, img,
        attributes->>'neckline' AS neckline, attributes->>'hem' AS hem
 FROM products;
 SQL
-rm -rf "$catalog"
 q() { "${psql[@]}" -d bench_wal -tA -c "$1"; }
 
 run() {
-    local seconds=$1 job lsn stats t0
-    stats="SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables WHERE relname = 'synth_train_checkpoints'"
-    local before_ckpt
+    local seconds=$1 job lsn t0 before_ckpt
+    local stats="SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables WHERE relname = 'synth_train_checkpoints'"
     before_ckpt=$(q "$stats")
     lsn=$(q "SELECT pg_current_wal_lsn()")
     t0=$SECONDS

@@ -24,7 +24,7 @@ psql -v products="$products" -f scripts/demo.sql
 # embedding space, where the wish loss and the attribute probes work) is cheap, so it gets most
 # of the steps (BENCHMARKS.md, "Search quality as a shopper sees it"). A checkpoint holds the
 # trainer's state (about 32 MB of WAL, most of it the text encoder's buckets and their Adam
-# moments); the default checkpoint_seconds (300) keeps two or three in the demo's ten minutes.
+# moments); the default checkpoint_seconds (300) keeps one or two in the demo's ten minutes.
 # Retrained, the model has a new encoder: "force" activates it over the old one (the page's image
 # index is built again below), so the page shows the model just trained, not the one before.
 options=$(cat <<JSON

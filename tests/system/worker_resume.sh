@@ -65,9 +65,10 @@ on_exit_do+=("psql -d postgres -c 'DROP DATABASE IF EXISTS worker_resume WITH (F
 PGOPTIONS= psql -d worker_resume -U resume_attacker -tA -c "SELECT 1 WHERE 'a'::text = 'a'" >/dev/null
 [ "$(q "SELECT count(*) FROM trap.ran")" -gt 0 ] || fail "the trap in the database's search_path did not fire"
 
-job=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
-    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
-    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 25, \"checkpoint_seconds\": 0, \"threads\": 8, \"name\": \"resumed\"}')")
+# The jobs below share a tiny model; each adds its steps, checkpoints and name.
+tiny='"image_size": 16, "embed_dim": 16, "encoder_width": 4, "generator_width": 4, "batch": 8,
+    "encoder": {"text": {"buckets": 1024, "dim": 16}, "compose_hidden": 16}, "generator": {"cond_dim": 16}'
+job=$(q "SELECT synth_train('images', 'pairs', '{$tiny, \"steps\": 3000, \"checkpoint_every\": 25, \"checkpoint_seconds\": 0, \"threads\": 8, \"name\": \"resumed\"}')")
 
 # The steps a resumed worker started from, in order, from the server log.
 log_from=$(($(wc -l <"$REGRESS_DIR/server.log") + 1))
@@ -122,9 +123,7 @@ wait_for "SELECT state = 'cancelled' FROM synth_jobs WHERE job = $job" 120 || fa
 [ "$(q "SELECT count(*) FROM synth_train_checkpoints")" = 0 ] || fail "a cancelled job kept its checkpoint"
 
 # 4. synth_resume() on demand: a job whose worker is gone without a restart (terminated).
-job2=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
-    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
-    \"generator\": {\"cond_dim\": 16}, \"steps\": 80, \"checkpoint_every\": 20, \"name\": \"resumed\"}')")
+job2=$(q "SELECT synth_train('images', 'pairs', '{$tiny, \"steps\": 80, \"checkpoint_every\": 20, \"name\": \"resumed\"}')")
 wait_for "SELECT step >= 5 FROM synth_jobs WHERE job = $job2" 120 || fail "job $job2 did not start"
 q "SELECT pg_terminate_backend(worker_pid) FROM synth_jobs WHERE job = $job2" >/dev/null
 wait_for "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'synthsearch train')" 60 || fail "worker did not stop"
@@ -137,9 +136,7 @@ wait_for "SELECT state = 'succeeded' FROM synth_jobs WHERE job = $job2" 120 || f
 
 # 5. A crash of the worker itself: the postmaster resets every process, restarts the launcher,
 #    and the launcher resumes the job.
-job3=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
-    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
-    \"generator\": {\"cond_dim\": 16}, \"steps\": 60, \"checkpoint_every\": 10, \"name\": \"resumed\"}')")
+job3=$(q "SELECT synth_train('images', 'pairs', '{$tiny, \"steps\": 60, \"checkpoint_every\": 10, \"name\": \"resumed\"}')")
 wait_for "SELECT step >= 15 FROM synth_jobs WHERE job = $job3" 120 || fail "job $job3 did not start"
 kill -9 "$(q "SELECT worker_pid FROM synth_jobs WHERE job = $job3")"
 wait_for "SELECT state = 'succeeded' AND attempts = 2 FROM synth_jobs WHERE job = $job3" 180 \
@@ -147,9 +144,7 @@ wait_for "SELECT state = 'succeeded' AND attempts = 2 FROM synth_jobs WHERE job 
 
 # 6. checkpoint_seconds spaces periodic checkpoints in time (each is tens of MB of WAL): with an
 #    hour between them, a job well past many checkpoint_every boundaries has kept none.
-job4=$(q "SELECT synth_train('images', 'pairs', '{\"image_size\": 16, \"embed_dim\": 16, \"encoder_width\": 4,
-    \"generator_width\": 4, \"batch\": 8, \"encoder\": {\"text\": {\"buckets\": 1024, \"dim\": 16}, \"compose_hidden\": 16},
-    \"generator\": {\"cond_dim\": 16}, \"steps\": 3000, \"checkpoint_every\": 5, \"checkpoint_seconds\": 3600, \"name\": \"spaced\"}')")
+job4=$(q "SELECT synth_train('images', 'pairs', '{$tiny, \"steps\": 3000, \"checkpoint_every\": 5, \"checkpoint_seconds\": 3600, \"name\": \"spaced\"}')")
 wait_for "SELECT step >= 40 FROM synth_jobs WHERE job = $job4" 120 || fail "job $job4 did not start"
 [ "$(q "SELECT count(*) FROM synth_train_checkpoints WHERE job = $job4")" = 0 ] \
     || fail "job $job4 kept a periodic checkpoint before checkpoint_seconds had passed"
