@@ -48,7 +48,7 @@ REVOKE ALL ON FUNCTION synth_index_check(regclass, boolean) FROM PUBLIC;
 -- synth_index_stats: the lists' counts (meta page and directory only, under an AccessShareLock)
 -- and whether they have gone stale (trained on fewer than 4 rows a list, the index holds more
 -- than twice the rows they were trained on, or one list holds more than 10 times its share),
--- with the advice to REINDEX. For anyone: the counts are what pg_class and pg_stat_* show.
+-- with the advice to REINDEX. For roles that may read the table (or pg_stat_scan_tables), as pgstattuple.
 CREATE FUNCTION synth_index_stats(
     index regclass,
     OUT lists integer, OUT build_rows bigint, OUT live_rows bigint, OUT dead_rows bigint,

@@ -54,18 +54,8 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
         // Lock the table before the index, as every other path does.
         let heap_oid = table_of_index(index_oid);
         // Reading the table needs the right to read it (EXECUTE alone is a DBA's grant).
-        if with_heap
-            && pg_sys::pg_class_aclcheck(
-                heap_oid,
-                pg_sys::GetUserId(),
-                pg_sys::ACL_SELECT as pg_sys::AclMode,
-            ) != pg_sys::AclResult::ACLCHECK_OK
-        {
-            let name = std::ffi::CStr::from_ptr(pg_sys::get_rel_name(heap_oid)).to_string_lossy();
-            error(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("permission denied for table {name}: heap => true reads it"),
-            );
+        if with_heap {
+            require_table_privilege(heap_oid, "synth_index_check with heap => true");
         }
         let lock = if with_heap {
             pg_sys::ShareLock
@@ -80,15 +70,15 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
             context: super::build::RowContext::new(),
         };
         if with_heap {
-            let info = pg_sys::BuildIndexInfo(index);
-            scan_table(
-                heap,
-                index,
-                info,
-                false,
-                Some(collect_row),
-                &mut rows as *mut HeapRows as *mut std::ffi::c_void,
-            );
+            // The index's expressions and predicate are the table owner's code: they run as the
+            // owner under SECURITY_RESTRICTED_OPERATION with a pinned search_path, as CREATE
+            // INDEX, REINDEX and amcheck (CVE-2022-1552) run them, never as the caller.
+            let owner = (*(*heap).rd_rel).relowner;
+            let rows_ptr = &mut rows as *mut HeapRows as *mut std::ffi::c_void;
+            crate::security::as_role(owner, || {
+                let info = pg_sys::BuildIndexInfo(index);
+                scan_table(heap, index, info, false, Some(collect_row), rows_ptr);
+            });
         }
         let rows = rows.rows;
         let report = if rel.is_empty() {
@@ -137,6 +127,41 @@ unsafe fn table_of_index(index_oid: pg_sys::Oid) -> pg_sys::Oid {
             );
         }
         heap_oid
+    }
+}
+
+/// Raises 42501 unless the current user may SELECT from the table or has the privileges of
+/// pg_stat_scan_tables (the role pgstattuple's functions are granted to). Checked before any lock.
+///
+/// # Safety
+/// A catalog lookup by OID.
+unsafe fn require_table_privilege(heap_oid: pg_sys::Oid, what: &str) {
+    // Safety: ACL and role lookups by OID.
+    unsafe {
+        let user = pg_sys::GetUserId();
+        if pg_sys::pg_class_aclcheck(heap_oid, user, pg_sys::ACL_SELECT as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+            || pg_sys::has_privs_of_role(
+                user,
+                pg_sys::get_role_oid(c"pg_stat_scan_tables".as_ptr(), false),
+            )
+        {
+            return;
+        }
+        let name = pg_sys::get_rel_name(heap_oid);
+        let name = if name.is_null() {
+            format!("OID {}", heap_oid.to_u32())
+        } else {
+            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        };
+        crate::fmgr::error_with(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {name}"),
+            None,
+            Some(format!(
+                "{what} needs SELECT on the table or the privileges of pg_stat_scan_tables."
+            )),
+        );
     }
 }
 
@@ -200,7 +225,8 @@ unsafe fn result_row(fcinfo: pg_sys::FunctionCallInfo, r: &Report) -> pg_sys::Da
 
 /// `synth_index_stats(index regclass)`: the lists' counts from the meta page and the directory
 /// (no list is read), and whether the lists have gone stale with the advice to REINDEX. Under an
-/// AccessShareLock; for anyone (the counts are what pg_class and pg_stat_* show).
+/// AccessShareLock; for roles that may read the table or have the privileges of
+/// pg_stat_scan_tables, as pgstattuple's functions.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn synth_index_stats(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
@@ -208,6 +234,9 @@ pub extern "C-unwind" fn synth_index_stats(fcinfo: pg_sys::FunctionCallInfo) -> 
     unsafe {
         let index_oid = pg_sys::Oid::from(arg(fcinfo, 0).value() as u32);
         let heap_oid = table_of_index(index_oid);
+        // As pgstattuple's functions: no lock on a table the caller has no rights on (a lock is
+        // held to the end of the transaction and queues every later ALTER or DROP behind it).
+        require_table_privilege(heap_oid, "synth_index_stats");
         let heap = pg_sys::table_open(heap_oid, pg_sys::AccessShareLock as i32);
         let index = open_synthivf(index_oid);
         let rel = PgRelation::new(index);
