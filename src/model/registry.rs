@@ -180,17 +180,15 @@ pub fn store_model(
     job: Option<i64>,
     activation: Activation,
 ) -> Stored {
-    let device = tch::Device::Cpu;
-    let model = synthsearch_model::Model::from_bytes(bytes, device).unwrap_or_else(|e| match e {
-        synthsearch_model::ModelError::UnsupportedFormat { found, supported } => {
-            crate::datatype::memory::unsupported_format("model checkpoint", found, supported)
-        }
-        e => error(
-            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            format!("invalid model: {e}"),
-        ),
-    });
+    let model = load_checkpoint(bytes);
     store_loaded(name, &model, bytes, metrics, job, activation)
+}
+
+/// Checkpoint bytes as a model on the CPU, or the ERROR a caller's bad bytes are.
+fn load_checkpoint(bytes: &[u8]) -> synthsearch_model::Model {
+    let device = tch::Device::Cpu;
+    synthsearch_model::Model::from_bytes(bytes, device)
+        .unwrap_or_else(|e| crate::errors::checkpoint(&e, "invalid model", true).raise())
 }
 
 /// As [`store_model`], for a model already loaded. Activation follows the rules of
@@ -220,21 +218,32 @@ pub(crate) fn store_loaded(
         "gan_steps": model.gan_steps(),
     });
     let manager = security::is_model_manager();
-    as_owner(|| {
+    // The name's versions are numbered, and its owner checked, under one lock held to the end of
+    // the transaction: two stores under one name never collide, and none slips in between.
+    security::pinned(|| {
         Spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
             &[NAME_LOCK_KEY.into(), name.into()],
         )
-        .unwrap_or_else(|e| {
-            error(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("storing the model failed: {e}"),
-            )
-        });
+    })
+    .unwrap_or_else(|e| {
+        error(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("storing the model failed: {e}"),
+        )
+    });
+    require_name_owner(name, manager);
+    // Safety: the current user's name, as the caller (before the switch to the owner).
+    let caller = unsafe {
+        std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false))
+            .to_string_lossy()
+            .into_owned()
+    };
+    as_owner(|| {
         let id = Spi::get_one_with_args::<i64>(
             &q("INSERT INTO @extschema@.synth_models \
                (name, version, encoder_version, generator_version, image_size, dims, config, metrics, size_bytes, job, created_by) \
-             SELECT $1, coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1, $2, $3, $4, $5, $6, $7, $8, $9, session_user \
+             SELECT $1, coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
              FROM @extschema@.synth_models WHERE name OPERATOR(pg_catalog.=) $1 RETURNING id"),
             &[
                 name.into(),
@@ -246,6 +255,7 @@ pub(crate) fn store_loaded(
                 JsonB(metrics.clone()).into(),
                 (bytes.len() as i64).into(),
                 job.into(),
+                caller.as_str().into(),
             ],
         )
         .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("storing the model failed: {e}")))
@@ -280,6 +290,52 @@ pub(crate) fn store_loaded(
         }
         Stored { id, note }
     })
+}
+
+/// The role that owns a model name: the one that stored its earliest version still held. None
+/// for a name not in the registry.
+pub fn name_owner(name: &str) -> Option<String> {
+    security::pinned(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    &q("SELECT created_by::pg_catalog.text FROM @extschema@.synth_models \
+                        WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version LIMIT 1"),
+                    Some(1),
+                    &[name.into()],
+                )?
+                .first()
+                .get_one::<String>()
+        })
+        .ok()
+        .flatten()
+    })
+}
+
+/// Raises 42501 unless the current user may add a version under `name`: a new name, a name whose
+/// owner role the current user is a member of, or any name for a model manager (`manager`). A
+/// name then never resolves to another role's weights by that role's hand.
+pub fn require_name_owner(name: &str, manager: bool) {
+    if manager {
+        return;
+    }
+    let Some(owner) = name_owner(name) else {
+        return;
+    };
+    let member = spi_bool(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r \
+                        WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name \
+                          AND pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER'))",
+        &[owner.as_str().into()],
+    );
+    if !member {
+        crate::fmgr::error_with(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to store a model named \"{name}\": the name belongs to role {owner}"),
+            None,
+            Some("Only that role (and its members) and model managers add versions of a name; choose another name.".into()),
+        );
+    }
 }
 
 /// Why model `id` may not replace the active model without a force: its encoder version differs,
@@ -378,7 +434,24 @@ fn synth_model_import(
         );
     }
     let activation = Activation::of(activate, force);
-    let stored = store_model(name, bytes, &serde_json::json!({}), None, activation);
+    let model = load_checkpoint(bytes);
+    // A TorchScript module is code: it runs in every backend and model server that uses the model,
+    // with the rights of the operating system user the server runs as. Only a superuser, who has
+    // those rights already, may bring one in.
+    // Safety: reads the current user's role flags.
+    if matches!(
+        model.encoder_config().kind,
+        synthsearch_model::EncoderKind::TorchScript { .. }
+    ) && !unsafe { pg_sys::superuser() }
+    {
+        crate::fmgr::error_with(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "permission denied to import a model with a TorchScript encoder",
+            Some("A TorchScript module is code that runs in every server process with the rights of the server's operating system user, so importing one needs superuser.".into()),
+            None,
+        );
+    }
+    let stored = store_loaded(name, &model, bytes, &serde_json::json!({}), None, activation);
     if activate && let Some(note) = stored.note {
         error(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -147,6 +147,9 @@ fn start(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, given: &serde_json::Va
     if opts.activate {
         security::require_model_manager("activate the model a training job stores");
     }
+    // A name another role owns is refused now, not hours later when the job stores its model
+    // (where it is checked again, under the name's lock).
+    crate::model::registry::require_name_owner(&opts.name, security::is_model_manager());
 
     if pairs.is_none() && opts.attributes.is_empty() {
         error(
@@ -357,14 +360,18 @@ fn synth_resume() -> i32 {
 
 /// Relaunches unfinished jobs without a worker, and with `failed` the failed jobs that kept a
 /// checkpoint; `all` ignores who owns them.
+/// Crash relaunches in a row (no checkpoint in between) after which a job fails instead.
+pub const MAX_CRASH_RELAUNCHES: i32 = 3;
+
 pub fn resume_orphans(all: bool, failed: bool) -> i32 {
-    let jobs: Vec<(i64, pg_sys::Oid, bool, bool)> = as_owner(|| {
+    let jobs: Vec<(i64, pg_sys::Oid, bool, bool, bool)> = as_owner(|| {
         Spi::connect(|client| {
             client
                 .select(
                     &q("SELECT j.id, j.owner::pg_catalog.oid, \
                                EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) j.owner), \
-                               j.state OPERATOR(pg_catalog.=) 'failed' \
+                               j.state OPERATOR(pg_catalog.=) 'failed', \
+                               j.worker_pid IS NOT NULL AND j.state OPERATOR(pg_catalog.<>) 'failed' \
                         FROM @extschema@.synth_train_jobs j \
                         WHERE j.state OPERATOR(pg_catalog.=) ANY ('{queued,running,cancelling}') \
                            OR ($1 AND j.state OPERATOR(pg_catalog.=) 'failed' AND EXISTS \
@@ -380,6 +387,7 @@ pub fn resume_orphans(all: bool, failed: bool) -> i32 {
                         r.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::Oid::INVALID),
                         r.get::<bool>(3).ok().flatten().unwrap_or(false),
                         r.get::<bool>(4).ok().flatten().unwrap_or(false),
+                        r.get::<bool>(5).ok().flatten().unwrap_or(false),
                     )
                 })
                 .collect()
@@ -388,7 +396,7 @@ pub fn resume_orphans(all: bool, failed: bool) -> i32 {
     // Safety: this backend's user and database.
     let (me, database) = unsafe { (pg_sys::GetUserId(), pg_sys::MyDatabaseId) };
     let mut launched = 0;
-    for (job, owner, owner_exists, was_failed) in jobs {
+    for (job, owner, owner_exists, was_failed, died) in jobs {
         if !all && owner != me {
             continue;
         }
@@ -406,11 +414,45 @@ pub fn resume_orphans(all: bool, failed: bool) -> i32 {
             });
             continue;
         }
+        // Its worker is gone without recording how (an orderly stop clears worker_pid): a crash.
+        // A job whose worker keeps crashing before its next checkpoint is not relaunched for ever
+        // (each crash restarts every session of the cluster): after MAX_CRASH_RELAUNCHES it fails.
+        if died && !was_failed {
+            let failed_now = as_owner(|| {
+                Spi::get_one_with_args::<bool>(
+                    &q("WITH u AS (UPDATE @extschema@.synth_train_jobs SET crashes = crashes OPERATOR(pg_catalog.+) 1, \
+                           worker_pid = NULL, updated_at = pg_catalog.now() \
+                         WHERE id OPERATOR(pg_catalog.=) $1 RETURNING crashes) \
+                        SELECT crashes OPERATOR(pg_catalog.>) $2 FROM u"),
+                    &[job.into(), MAX_CRASH_RELAUNCHES.into()],
+                )
+                .expect("crash count")
+                .unwrap_or(false)
+            });
+            if failed_now {
+                let message = format!(
+                    "the training worker exited without recording an error {} times in a row \
+                     (a crash, or the server's crash restart; the server log says why): not relaunched \
+                     again; synth_resume() tries again from the last checkpoint",
+                    MAX_CRASH_RELAUNCHES + 1
+                );
+                as_owner(|| {
+                    Spi::run_with_args(
+                        &q("UPDATE @extschema@.synth_train_jobs SET state = 'failed', error = $2, eta = NULL, \
+                            finished_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1"),
+                        &[job.into(), message.as_str().into()],
+                    )
+                    .expect("fail job")
+                });
+                pgrx::warning!("synthsearch: training job {job}: {message}");
+                continue;
+            }
+        }
         // A failed job is queued again in this transaction; its worker waits for the commit.
         let xid = if was_failed {
             as_owner(|| {
                 Spi::run_with_args(
-                    &q("UPDATE @extschema@.synth_train_jobs SET state = 'queued', finished_at = NULL, \
+                    &q("UPDATE @extschema@.synth_train_jobs SET state = 'queued', finished_at = NULL, crashes = 0, \
                         updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1"),
                     &[job.into()],
                 )
