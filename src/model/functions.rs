@@ -20,40 +20,24 @@ pub enum RefArg<'a> {
     Embedding(&'a [f32]),
 }
 
-/// The ERROR a bad image is, in either mode (the model server sends it back to the backend).
+/// The ERROR a bad image is, in either mode (crate::errors is the one map).
 pub fn image_error_of(e: &ImageError) -> (PgSqlErrorCode, String) {
-    let code = match e {
-        ImageError::TooManyBytes { .. } | ImageError::TooLarge { .. } => {
-            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
-        }
-        _ => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-    };
-    (code, format!("invalid image: {e}"))
+    let r = crate::errors::image(e);
+    (r.code, r.message)
 }
 
 /// The ERROR a model's refusal is, in either mode.
 pub fn model_error_of(e: &ModelError) -> (PgSqlErrorCode, String) {
-    let code = match e {
-        ModelError::EmptyText(_) | ModelError::TextTooLong { .. } => {
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-        }
-        ModelError::Dimension { .. } | ModelError::NonFinite { .. } => {
-            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION
-        }
-        ModelError::NoGenerator => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-    };
-    (code, e.to_string())
+    let r = crate::errors::model(e);
+    (r.code, r.message)
 }
 
 fn image_error(e: ImageError) -> ! {
-    let (code, message) = image_error_of(&e);
-    error(code, message)
+    crate::errors::image(&e).raise()
 }
 
 fn model_error(e: ModelError) -> ! {
-    let (code, message) = model_error_of(&e);
-    error(code, message)
+    crate::errors::model(&e).raise()
 }
 
 /// Image bytes -> CHW floats at the model's input size.
@@ -625,7 +609,9 @@ pub extern "C-unwind" fn synth_image_strip(fcinfo: pg_sys::FunctionCallInfo) -> 
         too_many_pixels(limits.max_pixels);
     }
     let tiles = image_io::match_heights(&tiles);
-    let png = image_io::grid_png(&tiles, tiles.len(), 2).unwrap_or_else(|e| image_error(e));
+    let png = image_io::strip(&tiles, 2, image_io::MAX_STRIP_PIXELS)
+        .and_then(|canvas| image_io::encode_png(&canvas))
+        .unwrap_or_else(|e| image_error(e));
     pg_sys::Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(&png).into_pg())
 }
 
@@ -667,8 +653,9 @@ fn encode_batch(images: &[&[u8]], model: Option<&str>) -> Vec<Vec<f32>> {
         let mut chw = Vec::with_capacity(piece.len() * 3 * size * size);
         for (k, bytes) in piece.iter().enumerate() {
             let image = image_io::decode(bytes, &DecodeLimits::default()).unwrap_or_else(|e| {
-                let (code, message) = image_error_of(&e);
-                error(code, format!("image {}: {message}", p * per + k + 1))
+                let mut r = crate::errors::image(&e);
+                r.message = format!("image {}: {}", p * per + k + 1, r.message);
+                r.raise()
             });
             chw.extend_from_slice(&image_io::to_chw(&image, size as u32));
         }

@@ -82,6 +82,12 @@ pub enum ImageError {
     Encode {
         message: String,
     },
+    /// A composed image (a strip) whose canvas would pass the limit, counted before it is made.
+    CanvasTooLarge {
+        width: u64,
+        height: u64,
+        max_pixels: u64,
+    },
     /// A CHW buffer whose length does not fit the size.
     BadLength {
         expected: usize,
@@ -116,6 +122,14 @@ impl fmt::Display for ImageError {
                 write!(f, "invalid {} image: {message}", format.name())
             }
             ImageError::Encode { message } => write!(f, "could not encode image: {message}"),
+            ImageError::CanvasTooLarge {
+                width,
+                height,
+                max_pixels,
+            } => write!(
+                f,
+                "the strip would be {width}x{height} pixels, more than the limit of {max_pixels} pixels"
+            ),
             ImageError::BadLength { expected, actual } => {
                 write!(f, "expected {expected} floats, not {actual}")
             }
@@ -310,6 +324,38 @@ pub fn grid(images: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
     out
 }
 
+/// The most pixels a [`strip`]'s canvas may have: a decoded image's limit and room for the gaps
+/// (192 MB of RGB).
+pub const MAX_STRIP_PIXELS: u64 = 64_000_000;
+
+/// The images side by side in one row, each at its own size, top-aligned, `gap` pixels apart on
+/// white. The canvas is counted before it is made: more than `max_pixels` is an error, never an
+/// allocation (cells of the widest image's size, as [`grid`] makes, would let one wide image and
+/// many narrow ones ask for gigabytes).
+pub fn strip(images: &[RgbImage], gap: u32, max_pixels: u64) -> Result<RgbImage, ImageError> {
+    let gap64 = u64::from(gap);
+    let n = images.len() as u64;
+    let width = images.iter().map(|i| u64::from(i.width())).sum::<u64>() + (n + 1) * gap64;
+    let height = images.iter().map(|i| u64::from(i.height())).max().unwrap_or(1) + 2 * gap64;
+    if width.saturating_mul(height) > max_pixels
+        || width > u64::from(u32::MAX)
+        || height > u64::from(u32::MAX)
+    {
+        return Err(ImageError::CanvasTooLarge {
+            width,
+            height,
+            max_pixels,
+        });
+    }
+    let mut out = RgbImage::from_pixel(width as u32, height as u32, Rgb([255, 255, 255]));
+    let mut x = gap64;
+    for image in images {
+        imageops::replace(&mut out, image, x as i64, gap64 as i64);
+        x += u64::from(image.width()) + gap64;
+    }
+    Ok(out)
+}
+
 /// [`grid`] as PNG bytes, for training previews.
 /// The whole-number factor (at least 1) by which `image` grows, nearest neighbour, to come closest
 /// to `height` without passing it: a model's 32x32 image beside a 64x64 catalog photo shows at
@@ -342,6 +388,37 @@ pub fn grid_png(images: &[RgbImage], columns: usize, gap: u32) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strip_lays_tiles_at_their_own_widths() {
+        let red = RgbImage::from_pixel(3, 4, Rgb([255, 0, 0]));
+        let blue = RgbImage::from_pixel(5, 2, Rgb([0, 0, 255]));
+        let s = strip(&[red, blue], 2, 1000).unwrap();
+        assert_eq!(s.dimensions(), (2 + 3 + 2 + 5 + 2, 4 + 4));
+        assert_eq!(s.get_pixel(2, 2), &Rgb([255, 0, 0]));
+        assert_eq!(s.get_pixel(7, 2), &Rgb([0, 0, 255]));
+        assert_eq!(s.get_pixel(7, 5), &Rgb([255, 255, 255]));
+    }
+
+    #[test]
+    fn strip_counts_its_canvas_before_making_it() {
+        // One wide image and many narrow tall ones: cells of the largest size would be
+        // 256 x 8192 x 8192; the strip's own canvas is counted and refused without allocating.
+        let wide = RgbImage::new(8192, 1);
+        let tall = RgbImage::new(1, 8192);
+        let mut images = vec![wide];
+        images.extend(std::iter::repeat_n(tall, 3));
+        match strip(&images, 2, 1_000_000) {
+            Err(ImageError::CanvasTooLarge {
+                width,
+                height,
+                max_pixels,
+            }) => {
+                assert_eq!((width, height, max_pixels), (8192 + 3 + 5 * 2, 8192 + 4, 1_000_000));
+            }
+            other => panic!("expected CanvasTooLarge, got {other:?}"),
+        }
+    }
 
     fn sample(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
