@@ -46,6 +46,26 @@ pub fn error(code: PgSqlErrorCode, message: impl Into<String>) -> ! {
     pgrx::ereport!(ERROR, code, message.into());
 }
 
+/// Raises an ERROR with the given SQLSTATE, message, and the detail and hint where given.
+#[track_caller]
+pub fn error_with(
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    detail: Option<String>,
+    hint: Option<String>,
+) -> ! {
+    let mut report =
+        pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), "synthsearch");
+    if let Some(d) = detail {
+        report = report.set_detail(d);
+    }
+    if let Some(h) = hint {
+        report = report.set_hint(h);
+    }
+    report.report(pgrx::PgLogLevel::ERROR);
+    unreachable!("an ERROR does not return")
+}
+
 /// Argument `n` as a raw datum.
 ///
 /// # Safety

@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod datatype;
+mod errors;
 mod fmgr;
 mod gucs;
 mod index;

@@ -3,9 +3,7 @@
 //! postmaster.
 
 use super::registry::{ModelRow, model_bytes, resolve};
-use crate::fmgr::error;
 use crate::security::as_owner;
-use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::rc::Rc;
 use synthsearch_model::Model;
@@ -37,17 +35,9 @@ pub fn model(model: Option<&str>) -> (ModelRow, Rc<Model>) {
     }
     // Weights are read as the extension's owner: anyone may run the active model.
     let bytes = as_owner(|| model_bytes(row.id));
-    let loaded = Model::from_bytes(&bytes, device).unwrap_or_else(|e| match e {
-        synthsearch_model::ModelError::UnsupportedFormat { found, supported } => {
-            crate::datatype::memory::unsupported_format("model checkpoint", found, supported)
-        }
-        e => error(
-            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            format!(
-                "model {} ({} version {}) cannot be loaded: {e}",
-                row.id, row.name, row.version
-            ),
-        ),
+    let loaded = Model::from_bytes(&bytes, device).unwrap_or_else(|e| {
+        let what = format!("model {} ({} version {})", row.id, row.name, row.version);
+        crate::errors::checkpoint(&e, &what, false).raise()
     });
     let loaded = Rc::new(loaded);
     CACHE.with_borrow_mut(|c| {
