@@ -320,9 +320,46 @@ $fn$;
 -- synth_index_stats: the lists' counts (meta page and directory only, under an AccessShareLock)
 -- and whether they have gone stale (trained on fewer than 4 rows a list, the index holds more
 -- than twice the rows they were trained on, or one list holds more than 10 times its share),
--- with the advice to REINDEX. For anyone: the counts are what pg_class and pg_stat_* show.
+-- with the advice to REINDEX. For roles that may read the table (or pg_stat_scan_tables), as pgstattuple.
 CREATE FUNCTION synth_index_stats(
     index regclass,
     OUT lists integer, OUT build_rows bigint, OUT live_rows bigint, OUT dead_rows bigint,
     OUT largest_list bigint, OUT empty_lists integer, OUT stale boolean, OUT advice text)
     RETURNS record AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+
+-- Training jobs: a worker that keeps crashing is relaunched a bounded number of times
+-- (src/worker/jobs.rs), and a job's error is shown only to roles that may read its data.
+ALTER TABLE synth_train_jobs ADD COLUMN crashes integer NOT NULL DEFAULT 0;
+CREATE OR REPLACE VIEW synth_jobs AS
+SELECT j.id AS job,
+       j.state,
+       j.owner,
+       j.model_name AS model,
+       j.images,
+       j.pairs,
+       j.step,
+       j.total_steps,
+       round(100.0 * j.step / nullif(j.total_steps, 0), 1) AS progress,
+       round(j.epoch::numeric, 2) AS epoch,
+       j.stage,
+       j.losses,
+       j.recall,
+       round(j.rate::numeric, 2) AS steps_per_second,
+       CASE WHEN j.state IN ('queued', 'running', 'cancelling') THEN date_trunc('second', j.eta) END AS time_left,
+       -- An error may quote the job's data (an image id, a split value): shown to the job's role
+       -- and to roles that may read its tables, as the previews in synth_job_evals.
+       CASE WHEN j.error IS NULL THEN NULL
+            WHEN pg_catalog.pg_has_role(j.owner, 'MEMBER')
+                 OR (pg_catalog.has_table_privilege(j.images, 'SELECT')
+                     AND (j.pairs IS NULL OR pg_catalog.has_table_privilege(j.pairs, 'SELECT')))
+            THEN j.error
+            ELSE 'the job failed; its error is shown to its role and to roles that may read its tables'
+       END AS error,
+       j.created_at,
+       j.started_at,
+       j.finished_at,
+       j.model AS model_id,
+       j.attempts,
+       j.worker_pid,
+       j.note
+FROM synth_train_jobs j;

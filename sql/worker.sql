@@ -37,7 +37,10 @@ CREATE TABLE synth_train_jobs (
     model            bigint,
     -- What a successful job did not do, e.g. an activation that was refused (an ordinary role's
     -- job, or another encoder without force).
-    note             text
+    note             text,
+    -- Times in a row its worker exited without recording how (a crash), with no checkpoint in
+    -- between; past a bound the launcher fails the job instead of relaunching it.
+    crashes          integer NOT NULL DEFAULT 0
 );
 CREATE INDEX synth_train_jobs_unfinished ON synth_train_jobs (id)
     WHERE state IN ('queued', 'running', 'cancelling');
@@ -96,7 +99,15 @@ SELECT j.id AS job,
        j.recall,
        round(j.rate::numeric, 2) AS steps_per_second,
        CASE WHEN j.state IN ('queued', 'running', 'cancelling') THEN date_trunc('second', j.eta) END AS time_left,
-       j.error,
+       -- An error may quote the job's data (an image id, a split value): shown to the job's role
+       -- and to roles that may read its tables, as the previews in synth_job_evals.
+       CASE WHEN j.error IS NULL THEN NULL
+            WHEN pg_catalog.pg_has_role(j.owner, 'MEMBER')
+                 OR (pg_catalog.has_table_privilege(j.images, 'SELECT')
+                     AND (j.pairs IS NULL OR pg_catalog.has_table_privilege(j.pairs, 'SELECT')))
+            THEN j.error
+            ELSE 'the job failed; its error is shown to its role and to roles that may read its tables'
+       END AS error,
        j.created_at,
        j.started_at,
        j.finished_at,

@@ -131,9 +131,61 @@ pub fn pair_columns(opts: &TrainOptions) -> [&str; 3] {
     ]
 }
 
+/// What a job's data may take in the worker's memory: the images' bytes as read plus their
+/// decoded pixels (rows x 3 x image_size^2 floats). Counted before anything is allocated, and
+/// again while the rows stream in (the table may grow in between).
+pub struct DataBudget {
+    pub limit_bytes: u64,
+    /// Bytes each row's decoded image takes.
+    pub per_row: u64,
+}
+
+impl DataBudget {
+    pub fn new(image_size: usize) -> DataBudget {
+        DataBudget {
+            limit_bytes: crate::gucs::train_memory_limit_bytes(),
+            per_row: 3 * (image_size as u64).pow(2) * std::mem::size_of::<f32>() as u64,
+        }
+    }
+
+    fn need(&self, rows: u64, image_bytes: u64) -> u64 {
+        rows.saturating_mul(self.per_row).saturating_add(image_bytes)
+    }
+
+    /// 54000 when `rows` images of `image_bytes` bytes in all would pass the limit.
+    pub fn check(&self, table: &str, rows: u64, image_bytes: u64) {
+        let need = self.need(rows, image_bytes);
+        if need > self.limit_bytes {
+            crate::fmgr::error_with(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "the training data would take {} MB, more than synthsearch.train_memory_limit ({} MB)",
+                    need.div_ceil(1 << 20),
+                    self.limit_bytes >> 20
+                ),
+                Some(format!(
+                    "{rows} images of table {table}: {} MB as read and {} MB decoded at the model's image size.",
+                    image_bytes.div_ceil(1 << 20),
+                    rows.saturating_mul(self.per_row).div_ceil(1 << 20)
+                )),
+                Some("Train on a sample of the table (a view with LIMIT or TABLESAMPLE), a smaller image_size, or ask a superuser to raise synthsearch.train_memory_limit.".into()),
+            );
+        }
+    }
+}
+
+/// Rows fetched from the images table at a time, so the budget is checked as they come.
+const FETCH_ROWS: i64 = 256;
+
 /// Reads the tables as the current user, in a stable order (a resumed run must see the same
-/// data). Without a pairs table there are no pair rows: they are formed from the attributes.
-pub fn read(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, opts: &TrainOptions) -> RawData {
+/// data), within `budget`. Without a pairs table there are no pair rows: they are formed from
+/// the attributes.
+pub fn read(
+    images: pg_sys::Oid,
+    pairs: Option<pg_sys::Oid>,
+    opts: &TrainOptions,
+    budget: &DataBudget,
+) -> RawData {
     let ic = describe(images, "images", &image_columns(opts));
     let pc = pairs.map(|p| describe(p, "pairs", &pair_columns(opts)));
     let optional = |c: &Columns, col: &str| {
@@ -175,15 +227,34 @@ pub fn read(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, opts: &TrainOptions
             rel = pc.name
         )
     });
+    // The size first, without detoasting a value (octet_length of a bytea reads its header).
+    let size_sql = format!(
+        "SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.octet_length({})), 0)::bigint FROM {}",
+        quote_identifier(&opts.image_column),
+        ic.name
+    );
+    let (rows, bytes) = Spi::get_two::<i64, i64>(&size_sql)
+        .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+    budget.check(
+        &ic.name,
+        rows.unwrap_or(0).max(0) as u64,
+        bytes.unwrap_or(0).max(0) as u64,
+    );
     Spi::connect(|client| {
         let mut out = RawData {
             images: Vec::new(),
             pairs: Vec::new(),
         };
-        for r in client
-            .select(&image_sql, None, &[])
-            .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
-        {
+        let mut read_bytes = 0u64;
+        let mut cursor = client.open_cursor(&image_sql, &[]);
+        loop {
+            let table = cursor
+                .fetch(FETCH_ROWS as _)
+                .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+            if table.is_empty() {
+                break;
+            }
+        for r in table {
             let id = r.get::<String>(1).ok().flatten();
             let Some(id) = id else {
                 error(
@@ -194,15 +265,19 @@ pub fn read(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, opts: &TrainOptions
                     ),
                 )
             };
+            let bytes = r.get::<Vec<u8>>(4).ok().flatten();
+            read_bytes += bytes.as_ref().map_or(0, |b| b.len() as u64);
+            budget.check(&ic.name, out.images.len() as u64 + 1, read_bytes);
             out.images.push(ImageRow {
                 id,
                 category: r.get::<String>(2).ok().flatten(),
                 split: r.get::<String>(3).ok().flatten(),
-                bytes: r.get::<Vec<u8>>(4).ok().flatten(),
+                bytes,
                 attributes: (0..opts.attributes.len())
                     .map(|a| r.get::<String>(5 + a).ok().flatten())
                     .collect(),
             });
+        }
         }
         let Some(pair_sql) = &pair_sql else {
             return out;
@@ -346,7 +421,22 @@ pub fn assemble(
     }
 
     let per = 3 * image_size * image_size;
-    let mut chw = vec![0f32; raw.images.len() * per];
+    // Fallible: a failed allocation is the job's error, never an abort of the worker (which the
+    // postmaster answers by restarting every session of the cluster).
+    let floats = raw
+        .images
+        .len()
+        .checked_mul(per)
+        .ok_or("the decoded images' size overflows")?;
+    let mut chw: Vec<f32> = Vec::new();
+    chw.try_reserve_exact(floats).map_err(|_| {
+        format!(
+            "cannot allocate {} MB for {} decoded images",
+            (floats as u64 * 4).div_ceil(1 << 20),
+            raw.images.len()
+        )
+    })?;
+    chw.resize(floats, 0.0);
     let limits = DecodeLimits::default();
     let chunk = raw.images.len().div_ceil(threads.max(1)).max(1);
     let s = image_size as u32;

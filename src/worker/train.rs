@@ -81,9 +81,26 @@ fn run(args: WorkerArgs) {
     match outcome {
         Ok(Outcome::Succeeded) => pgrx::log!("synthsearch: training job {job} succeeded"),
         Ok(Outcome::Cancelled) => pgrx::log!("synthsearch: training job {job} cancelled"),
-        Ok(Outcome::Stopped) => pgrx::log!(
-            "synthsearch: training job {job} stopped by the server; it resumes from its checkpoint"
-        ),
+        Ok(Outcome::Stopped) => {
+            // An orderly exit: no worker_pid is left behind, so the relaunch after the restart
+            // is not counted as a crash.
+            let r = transaction(|| {
+                as_owner(|| {
+                    Spi::run_with_args(
+                        &q("UPDATE @extschema@.synth_train_jobs SET worker_pid = NULL, crashes = 0 \
+                            WHERE id OPERATOR(pg_catalog.=) $1"),
+                        &[job.into()],
+                    )
+                    .expect("stopped")
+                })
+            });
+            if let Err(e) = r {
+                pgrx::warning!("synthsearch: training job {job}: recording the stop failed: {e}");
+            }
+            pgrx::log!(
+                "synthsearch: training job {job} stopped by the server; it resumes from its checkpoint"
+            )
+        }
         Err(message) => {
             pgrx::log!("synthsearch: training job {job} failed: {message}");
             let r = transaction(|| {
@@ -270,7 +287,10 @@ fn execute(job: i64, row: Job) -> Result<Outcome, String> {
     // only what that role may read.
     // Safety: the worker's user id, the job's role it connected as.
     let role = unsafe { pg_sys::GetUserId() };
-    let raw = transaction(|| security::as_role(role, || data::read(row.images, row.pairs, &opts)))?;
+    let budget = data::DataBudget::new(image_size);
+    let raw = transaction(|| {
+        security::as_role(role, || data::read(row.images, row.pairs, &opts, &budget))
+    })?;
     // The trainer takes its data as an Arc; it stays on this thread.
     #[allow(clippy::arc_with_non_send_sync)]
     let data = Arc::new(data::assemble(
@@ -462,7 +482,13 @@ fn save_checkpoint(job: i64, trainer: &Trainer) -> Result<(), String> {
                     ON CONFLICT (job) DO UPDATE SET step = excluded.step, bytes = excluded.bytes, saved_at = pg_catalog.now()"),
                 &[job.into(), step.into(), bytes.as_slice().into()],
             )
-            .expect("checkpoint")
+            .expect("checkpoint");
+            // Progress since the last crash: the count of crashes in a row starts again.
+            Spi::run_with_args(
+                &q("UPDATE @extschema@.synth_train_jobs SET crashes = 0 WHERE id OPERATOR(pg_catalog.=) $1"),
+                &[job.into()],
+            )
+            .expect("crash count")
         })
     })
 }

@@ -151,6 +151,24 @@ wait_for "SELECT step >= 40 FROM synth_jobs WHERE job = $job4" 120 || fail "job 
 [ "$(q "SELECT synth_cancel($job4)")" = t ] || fail "cancel of job $job4 refused"
 wait_for "SELECT state = 'cancelled' FROM synth_jobs WHERE job = $job4" 120 || fail "job $job4 did not stop"
 
+# 8. A worker that keeps dying without recording an error (each death restarts every session of
+#    the cluster) is relaunched a bounded number of times, then its job fails with the reason.
+#    No checkpoint in between (an hour between them), so the crashes are in a row.
+job5=$(q "SELECT synth_train('images', 'pairs', '{$tiny, \"steps\": 100000, \"checkpoint_seconds\": 3600, \"name\": \"crashing\"}')")
+for ((k = 1; k <= 4; k++)); do
+    wait_for "SELECT state = 'running' AND attempts = $k AND step >= 2 FROM synth_jobs WHERE job = $job5" 180 \
+        || fail "job $job5 was not running its attempt $k"
+    kill -9 "$(q "SELECT worker_pid FROM synth_jobs WHERE job = $job5")"
+    # the crash restart ends every session: wait until the server answers again
+    wait_for "SELECT true" 60 || fail "the server did not come back after the crash"
+done
+wait_for "SELECT state = 'failed' FROM synth_jobs WHERE job = $job5" 180 \
+    || fail "job $job5 was relaunched without bound after its worker crashed 4 times in a row"
+error=$(q "SELECT error FROM synth_jobs WHERE job = $job5")
+[[ "$error" == *"exited without recording an error 4 times in a row"* ]] || fail "job $job5 failed with: $error"
+[ "$(q "SELECT attempts FROM synth_jobs WHERE job = $job5")" = 4 ] || fail "job $job5 ran a fifth time"
+echo "worker_resume: a worker killed 4 times in a row: job $job5 failed with \"$error\""
+
 # 7. After every restart, resume and training above, the trap never ran as anyone else.
 [ "$(q "SELECT count(*) FROM trap.ran WHERE who <> 'resume_attacker'")" = 0 ] \
     || fail "code in the database's search_path ran as: $(q "SELECT string_agg(DISTINCT who, ', ') FROM trap.ran WHERE who <> 'resume_attacker'")"
