@@ -80,10 +80,15 @@ SELECT q.n, coalesce(q.reference, '(text only)') AS reference, q.wish,
 FROM q JOIN hits h USING (n) GROUP BY q.n, q.reference, q.wish ORDER BY q.n;
 
 -- The page: for each query the reference image, the wish, the synthesized image and the top 10.
+-- Every text from the database (names, wishes, ids, attribute values) is escaped: a catalog's
+-- values are not markup.
+CREATE FUNCTION pg_temp.h(t anyelement) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT replace(replace(replace(replace(replace(coalesce(t::text, ''), '&', '&amp;'), '<', '&lt;'),
+                   '>', '&gt;'), '"', '&quot;'), '''', '&#39;') $$;
 CREATE FUNCTION pg_temp.img(b bytea, title text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN b IS NULL THEN '<div class="none">none</div>'
            ELSE format('<img src="data:image/png;base64,%s" title="%s">',
-                       translate(encode(b, 'base64'), E'\n', ''), title) END $$;
+                       translate(encode(b, 'base64'), E'\n', ''), pg_temp.h(title)) END $$;
 \pset format unaligned
 \pset tuples_only on
 \o :html
@@ -97,22 +102,22 @@ SELECT '<!doctype html><meta charset="utf-8"><title>synthsearch demo</title><sty
     || '.walk img.strip{width:auto;height:96px;border:none}</style>'
     || '<h1>synthsearch: what the engine understood</h1>'
     || format('<p>Model %s (version %s), %s products.</p>',
-              (SELECT name FROM synth_models WHERE active), (SELECT version FROM synth_models WHERE active),
+              pg_temp.h((SELECT name FROM synth_models WHERE active)), (SELECT version FROM synth_models WHERE active),
               (SELECT count(*) FROM demo_products))
     || string_agg(
         format('<section><h2>%s. %s &ldquo;%s&rdquo;</h2><div class="q"><div>reference<br>%s</div>'
                '<div>wish<br><b>%s</b></div><div>synthesized<br>%s</div><div>%s of 10 honour the wish<br>'
                '(green: has %s%s; red: does not)</div></div><div class="row">%s</div></section>',
-               q.n, CASE WHEN q.reference IS NULL THEN 'Text only:' ELSE 'Image + text:' END, q.wish,
+               q.n, CASE WHEN q.reference IS NULL THEN 'Text only:' ELSE 'Image + text:' END, pg_temp.h(q.wish),
                pg_temp.img((SELECT img FROM demo_products WHERE id = q.reference), coalesce(q.reference, '')),
-               q.wish, pg_temp.img(q.generated, 'generated'),
+               pg_temp.h(q.wish), pg_temp.img(q.generated, 'generated'),
                (SELECT count(*) FILTER (WHERE h.honours) FROM hits h WHERE h.n = q.n),
-               (SELECT string_agg(value, ' ') FROM jsonb_each_text(q.asks)),
-               CASE WHEN q.category IS NULL THEN '' ELSE ', a ' || q.category END,
+               pg_temp.h((SELECT string_agg(value, ' ') FROM jsonb_each_text(q.asks))),
+               CASE WHEN q.category IS NULL THEN '' ELSE ', a ' || pg_temp.h(q.category) END,
                (SELECT string_agg(format('<div class="hit %s">%s<br>%s. %s<br>%s %s %s</div>',
                         CASE WHEN h.honours THEN 'yes' ELSE 'no' END,
-                        pg_temp.img(h.img, h.id), h.rank, h.id, h.attributes->>'colour', h.attributes->>'pattern',
-                        h.attributes->>'material'), '' ORDER BY h.rank)
+                        pg_temp.img(h.img, h.id), h.rank, pg_temp.h(h.id), pg_temp.h(h.attributes->>'colour'),
+                        pg_temp.h(h.attributes->>'pattern'), pg_temp.h(h.attributes->>'material')), '' ORDER BY h.rank)
                 FROM hits h WHERE h.n = q.n)),
         '' ORDER BY q.n)
 FROM q;
@@ -124,7 +129,7 @@ SELECT '<section><h2>Walking between two wishes</h2><p>The images the generator 
                          w.title, translate(encode(w.strip, 'base64'), E'\n', '')), '' ORDER BY w.n)
     || '</section>'
 FROM (
-    SELECT 1 AS n, format('Reference %s, from &ldquo;is solid red&rdquo; to &ldquo;in black leather&rdquo;', d.reference) AS title,
+    SELECT 1 AS n, format('Reference %s, from &ldquo;is solid red&rdquo; to &ldquo;in black leather&rdquo;', pg_temp.h(d.reference)) AS title,
            synth_walk_strip(p.img, 'is solid red', 'in black leather', 8) AS strip
     FROM demo_queries d JOIN demo_products p ON p.id = d.reference WHERE d.n = 2
     UNION ALL
