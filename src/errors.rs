@@ -69,8 +69,9 @@ pub fn image(e: &ImageError) -> Report {
 fn torch(e: &ModelError) -> Report {
     let text = e.to_string();
     if text.contains("out of memory") || text.contains("can't allocate memory") {
-        Report::new(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, text)
-            .hint("Use smaller batches, or fewer models in the model server (synthsearch.server_models).")
+        Report::new(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, text).hint(
+            "Use smaller batches, or fewer models in the model server (synthsearch.server_models).",
+        )
     } else {
         Report::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, text)
     }
@@ -79,9 +80,10 @@ fn torch(e: &ModelError) -> Report {
 /// A model's refusal of a query or an input: the caller's mistake where it is one.
 pub fn model(e: &ModelError) -> Report {
     match e {
-        ModelError::EmptyText(_) | ModelError::TextTooLong { .. } => {
-            Report::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string())
-        }
+        ModelError::EmptyText(_) | ModelError::TextTooLong { .. } => Report::new(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            e.to_string(),
+        ),
         ModelError::Dimension { .. } | ModelError::NonFinite { .. } => {
             Report::new(PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, e.to_string())
         }
@@ -89,9 +91,10 @@ pub fn model(e: &ModelError) -> Report {
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             e.to_string(),
         ),
-        ModelError::Config(_) => {
-            Report::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string())
-        }
+        ModelError::Config(_) => Report::new(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            e.to_string(),
+        ),
         ModelError::Torch(_) => torch(e),
         _ => Report::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()),
     }

@@ -54,8 +54,7 @@ pub fn error_with(
     detail: Option<String>,
     hint: Option<String>,
 ) -> ! {
-    let mut report =
-        pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), "synthsearch");
+    let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), "synthsearch");
     if let Some(d) = detail {
         report = report.set_detail(d);
     }

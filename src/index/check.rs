@@ -152,7 +152,9 @@ unsafe fn require_table_privilege(heap_oid: pg_sys::Oid, what: &str) {
         let name = if name.is_null() {
             format!("OID {}", heap_oid.to_u32())
         } else {
-            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
         };
         crate::fmgr::error_with(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

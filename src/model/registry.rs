@@ -299,8 +299,10 @@ pub fn name_owner(name: &str) -> Option<String> {
         Spi::connect(|client| {
             client
                 .select(
-                    &q("SELECT created_by::pg_catalog.text FROM @extschema@.synth_models \
-                        WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version LIMIT 1"),
+                    &q(
+                        "SELECT created_by::pg_catalog.text FROM @extschema@.synth_models \
+                        WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version LIMIT 1",
+                    ),
                     Some(1),
                     &[name.into()],
                 )?
@@ -451,7 +453,14 @@ fn synth_model_import(
             None,
         );
     }
-    let stored = store_loaded(name, &model, bytes, &serde_json::json!({}), None, activation);
+    let stored = store_loaded(
+        name,
+        &model,
+        bytes,
+        &serde_json::json!({}),
+        None,
+        activation,
+    );
     if activate && let Some(note) = stored.note {
         error(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

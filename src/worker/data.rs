@@ -149,7 +149,8 @@ impl DataBudget {
     }
 
     fn need(&self, rows: u64, image_bytes: u64) -> u64 {
-        rows.saturating_mul(self.per_row).saturating_add(image_bytes)
+        rows.saturating_mul(self.per_row)
+            .saturating_add(image_bytes)
     }
 
     /// 54000 when `rows` images of `image_bytes` bytes in all would pass the limit.
@@ -254,30 +255,30 @@ pub fn read(
             if table.is_empty() {
                 break;
             }
-        for r in table {
-            let id = r.get::<String>(1).ok().flatten();
-            let Some(id) = id else {
-                error(
-                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                    format!(
-                        "table {} has a row whose {} is NULL",
-                        ic.name, opts.id_column
-                    ),
-                )
-            };
-            let bytes = r.get::<Vec<u8>>(4).ok().flatten();
-            read_bytes += bytes.as_ref().map_or(0, |b| b.len() as u64);
-            budget.check(&ic.name, out.images.len() as u64 + 1, read_bytes);
-            out.images.push(ImageRow {
-                id,
-                category: r.get::<String>(2).ok().flatten(),
-                split: r.get::<String>(3).ok().flatten(),
-                bytes,
-                attributes: (0..opts.attributes.len())
-                    .map(|a| r.get::<String>(5 + a).ok().flatten())
-                    .collect(),
-            });
-        }
+            for r in table {
+                let id = r.get::<String>(1).ok().flatten();
+                let Some(id) = id else {
+                    error(
+                        PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                        format!(
+                            "table {} has a row whose {} is NULL",
+                            ic.name, opts.id_column
+                        ),
+                    )
+                };
+                let bytes = r.get::<Vec<u8>>(4).ok().flatten();
+                read_bytes += bytes.as_ref().map_or(0, |b| b.len() as u64);
+                budget.check(&ic.name, out.images.len() as u64 + 1, read_bytes);
+                out.images.push(ImageRow {
+                    id,
+                    category: r.get::<String>(2).ok().flatten(),
+                    split: r.get::<String>(3).ok().flatten(),
+                    bytes,
+                    attributes: (0..opts.attributes.len())
+                        .map(|a| r.get::<String>(5 + a).ok().flatten())
+                        .collect(),
+                });
+            }
         }
         let Some(pair_sql) = &pair_sql else {
             return out;

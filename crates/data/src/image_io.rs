@@ -336,7 +336,12 @@ pub fn strip(images: &[RgbImage], gap: u32, max_pixels: u64) -> Result<RgbImage,
     let gap64 = u64::from(gap);
     let n = images.len() as u64;
     let width = images.iter().map(|i| u64::from(i.width())).sum::<u64>() + (n + 1) * gap64;
-    let height = images.iter().map(|i| u64::from(i.height())).max().unwrap_or(1) + 2 * gap64;
+    let height = images
+        .iter()
+        .map(|i| u64::from(i.height()))
+        .max()
+        .unwrap_or(1)
+        + 2 * gap64;
     if width.saturating_mul(height) > max_pixels
         || width > u64::from(u32::MAX)
         || height > u64::from(u32::MAX)
@@ -414,7 +419,10 @@ mod tests {
                 height,
                 max_pixels,
             }) => {
-                assert_eq!((width, height, max_pixels), (8192 + 3 + 5 * 2, 8192 + 4, 1_000_000));
+                assert_eq!(
+                    (width, height, max_pixels),
+                    (8192 + 3 + 5 * 2, 8192 + 4, 1_000_000)
+                );
             }
             other => panic!("expected CanvasTooLarge, got {other:?}"),
         }
