@@ -307,10 +307,87 @@ RESET ROLE;
 SELECT * FROM raised;
 RESET synthsearch.max_jobs;
 
+-- 6. The native paths.
+GRANT SELECT ON regress_images TO regress_attacker;
+-- An index check runs the index's expressions and predicate as the table's owner: the attacker's
+-- IMMUTABLE wrappers call the trap, which tries ALTER ROLE ... SUPERUSER whenever it runs as
+-- anyone else (CVE-2022-1552's shape in amcheck).
+SET ROLE regress_attacker;
+CREATE FUNCTION regress_evil.shift(e embedding) RETURNS embedding LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog AS $$ BEGIN PERFORM regress_evil.hostile('index expression'); RETURN e; END $$;
+CREATE FUNCTION regress_evil.keep(id text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog AS $$ BEGIN PERFORM regress_evil.hostile('index predicate'); RETURN true; END $$;
+CREATE INDEX attacker_items_trap ON attacker_items USING synthivf (regress_evil.shift(emb) embedding_synth_ops) WITH (lists = 2);
+CREATE INDEX attacker_items_partial ON attacker_items USING synthivf (emb embedding_synth_ops) WITH (lists = 2)
+    WHERE regress_evil.keep(id);
+RESET ROLE;
+SELECT count(*) AS runs_before FROM regress_evil.ran \gset
+SELECT live_rows, heap_rows FROM synth_index_check('attacker_items_trap', heap => true);
+SELECT live_rows, heap_rows FROM synth_index_check('attacker_items_partial', heap => true);
+SELECT count(*) > :runs_before AS trap_ran_in_check, bool_and(who = 'regress_attacker') AS only_as_owner FROM regress_evil.ran;
+SELECT * FROM raised;
+-- a security-restricted operation: the expression cannot leave state behind for the caller
+SET ROLE regress_attacker;
+CREATE FUNCTION regress_evil.leave() RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$ BEGIN CREATE TEMP TABLE IF NOT EXISTS regress_left_behind (x int); END $$;
+CREATE OR REPLACE FUNCTION regress_evil.keep(id text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog AS $$ BEGIN PERFORM regress_evil.leave(); RETURN true; END $$;
+RESET ROLE;
+SELECT privileges_sqlstate($$SELECT * FROM synth_index_check('attacker_items_partial', heap => true)$$);
+-- synth_index_stats takes a lock on the table: only for roles that may read it.
+CREATE TABLE regress_private (id int, emb embedding);
+INSERT INTO regress_private SELECT row_number() OVER (), synth_encode(img) FROM regress_images LIMIT 8;
+CREATE INDEX regress_private_idx ON regress_private USING synthivf (emb embedding_synth_ops) WITH (lists = 2);
+SET ROLE regress_attacker;
+SELECT privileges_sqlstate($$SELECT * FROM synth_index_stats('regress_private_idx')$$);
+SELECT lists FROM synth_index_stats('attacker_items_synth');
+RESET ROLE;
+GRANT pg_stat_scan_tables TO regress_attacker;
+SET ROLE regress_attacker;
+SELECT lists FROM synth_index_stats('regress_private_idx');
+RESET ROLE;
+REVOKE pg_stat_scan_tables FROM regress_attacker;
+DROP TABLE regress_private;
+-- Model names belong to the role that stored their first version: another role's job under that
+-- name is refused up front (the manager's, a superuser's), a name of its own is not.
+SET ROLE regress_attacker;
+SELECT privileges_sqlstate(format('SELECT synth_train(%L, %L, %L)', 'regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 4, "name": "regress_superuser"}'));
+SELECT privileges_sqlstate(format('SELECT synth_train(%L, %L, %L)', 'regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 4, "name": "regress_managed"}'));
+SELECT array_agg(DISTINCT created_by) AS owners FROM synth_models WHERE name IN ('regress_superuser', 'regress_managed');
+RESET ROLE;
+-- a manager may add a version to any name (here the attacker's), and the attacker still to its own
+SET ROLE regress_manager;
+SELECT synth_model_import(synth_model_export('regress_attacker'), 'regress_attacker') > 0 AS manager_added;
+RESET ROLE;
+SELECT array_agg(created_by ORDER BY version) AS regress_attacker_versions FROM synth_models WHERE name = 'regress_attacker';
+-- A job's data is bounded before it is read: a million-row view at image_size 256 would need
+-- 786 GB of decoded pixels; the job fails with an error that names the limit, nothing restarts.
+SELECT pg_postmaster_start_time() AS started \gset
+SET ROLE regress_attacker;
+CREATE VIEW public.attacker_million AS
+    SELECT 'm' || g AS id, (SELECT img FROM regress_images ORDER BY id LIMIT 1) AS img
+    FROM generate_series(1, 1000000) g;
+SELECT synth_train('attacker_million', 'regress_pairs', :'tiny'::jsonb || '{"steps": 4, "image_size": 256}') AS job \gset
+SELECT wait_job(:job);
+SELECT regexp_replace(error, '[0-9]+', 'N', 'g') AS error FROM synth_jobs WHERE job = :job;
+-- A failed job's error may quote its data (here an image id): other roles that cannot read the
+-- tables see that it failed, not the values.
+CREATE TABLE public.attacker_dups AS SELECT id, img FROM regress_images ORDER BY id LIMIT 3;
+INSERT INTO attacker_dups SELECT id, img FROM regress_images ORDER BY id LIMIT 1;
+SELECT synth_train('attacker_dups', 'regress_pairs', :'tiny'::jsonb || '{"steps": 4}') AS dup_job \gset
+SELECT wait_job(:dup_job);
+SELECT error LIKE 'image id %appears twice%' AS own_error_shown FROM synth_jobs WHERE job = :dup_job;
+RESET ROLE;
+SET ROLE regress_manager;
+SELECT error FROM synth_jobs WHERE job = :dup_job;
+RESET ROLE;
+SELECT pg_postmaster_start_time() = :'started' AS no_restart;
+SELECT * FROM raised;
+
 -- Clean up: the attacker's objects and roles.
 SET client_min_messages = warning;
-DROP TABLE attacker_items;
-DROP VIEW raised;
+DROP TABLE attacker_items, attacker_dups;
+DROP VIEW raised, attacker_million;
 DROP SCHEMA regress_evil CASCADE;
 DROP FUNCTION wait_job(bigint), wait_step(bigint, bigint), stop_worker(bigint), privileges_sqlstate(text);
 REVOKE ALL ON regress_images, regress_pairs FROM regress_attacker, regress_manager;
