@@ -21,9 +21,9 @@ torch.jit.script(m).save('$work/enc.pt')"
 "$synth" --threads 1 train --products 60 --torchscript "$work/enc.pt" --size 16 --embed-dim 16 \
     --generator-width 4 --critic-width 4 --batch 8 --encoder-steps 2 --gan-steps 2 --eval-queries 0 \
     --out "$work/script.ckpt" >"$work/train.out" 2>&1 || { cat "$work/train.out"; fail "training the TorchScript model failed"; }
-chmod a+r "$work" "$work/script.ckpt"
+chmod a+rx "$work" && chmod a+r "$work/script.ckpt"
 
-psql -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP ROLE IF EXISTS script_manager" -c "CREATE DATABASE $db" >/dev/null
+psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP ROLE IF EXISTS script_manager" -c "CREATE DATABASE $db"
 on_exit_do+=("psql -d postgres -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)' -c 'DROP ROLE IF EXISTS script_manager' >/dev/null")
 psql -d $db -q <<SQL
 CREATE EXTENSION synthsearch;
