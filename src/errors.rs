@@ -31,11 +31,6 @@ impl Report {
         self
     }
 
-    pub fn detail(mut self, detail: impl Into<String>) -> Report {
-        self.detail = Some(detail.into());
-        self
-    }
-
     /// Raises it. Never returns.
     #[track_caller]
     pub fn raise(self) -> ! {

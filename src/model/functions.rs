@@ -20,18 +20,6 @@ pub enum RefArg<'a> {
     Embedding(&'a [f32]),
 }
 
-/// The ERROR a bad image is, in either mode (crate::errors is the one map).
-pub fn image_error_of(e: &ImageError) -> (PgSqlErrorCode, String) {
-    let r = crate::errors::image(e);
-    (r.code, r.message)
-}
-
-/// The ERROR a model's refusal is, in either mode.
-pub fn model_error_of(e: &ModelError) -> (PgSqlErrorCode, String) {
-    let r = crate::errors::model(e);
-    (r.code, r.message)
-}
-
 fn image_error(e: ImageError) -> ! {
     crate::errors::image(&e).raise()
 }
