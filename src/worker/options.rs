@@ -84,6 +84,10 @@ impl Default for TrainOptions {
     }
 }
 
+/// Most bytes one training batch's images may take as floats (256 MB: a batch of 1,024 images of
+/// 128x128, or 256 of 256x256).
+pub const MAX_BATCH_BYTES: u64 = 256 << 20;
+
 impl TrainOptions {
     pub fn defaults(threads: i32, device: &str) -> TrainOptions {
         TrainOptions {
@@ -255,6 +259,20 @@ impl TrainOptions {
         }
         self.encoder.validate().map_err(|e| e.to_string())?;
         self.generator.validate().map_err(|e| e.to_string())?;
+        // One batch of images as floats, before any activation: its size is the caller's to set,
+        // so it is bounded here rather than met as an allocation failure in the worker.
+        let batch_bytes = (self.train.batch_size as u64)
+            .saturating_mul(3 * (self.encoder.image_size as u64).pow(2) * 4);
+        if batch_bytes > MAX_BATCH_BYTES {
+            return Err(format!(
+                "a batch of {} images of {}x{} takes {} MB, more than the limit of {} MB: use a smaller \"batch\" or \"image_size\"",
+                self.train.batch_size,
+                self.encoder.image_size,
+                self.encoder.image_size,
+                batch_bytes.div_ceil(1 << 20),
+                MAX_BATCH_BYTES >> 20
+            ));
+        }
         self.train.validate().map_err(|e| e.to_string())
     }
 }

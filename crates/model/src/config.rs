@@ -9,6 +9,9 @@ use crate::error::{ModelError, Result};
 pub const MIN_IMAGE_SIZE: i64 = 16;
 pub const MAX_IMAGE_SIZE: i64 = 256;
 pub const MAX_EMBED_DIM: i64 = 16000;
+/// Most floats the text encoder's hashed n-gram table may hold (1 GiB): buckets x dim within
+/// their own ranges could otherwise ask for 256 GiB at once.
+pub const MAX_TEXT_TABLE: i64 = 1 << 28;
 /// The colour loss is zero once this share of the pixels that show the wanted colour in the
 /// wanted image show it in the generated one (patterns may sit elsewhere).
 pub const COLOUR_SHARE: f64 = 0.75;
@@ -179,6 +182,12 @@ impl TextConfig {
         })?;
         check((1..=4096).contains(&self.dim), || {
             format!("text dim must be in 1..=4096, not {}", self.dim)
+        })?;
+        check(self.buckets * self.dim <= MAX_TEXT_TABLE, || {
+            format!(
+                "text buckets x dim must be at most {MAX_TEXT_TABLE} (1 GiB of weights), not {} x {}",
+                self.buckets, self.dim
+            )
         })?;
         check(
             self.min_n >= 1 && self.min_n <= self.max_n && self.max_n <= 16,
