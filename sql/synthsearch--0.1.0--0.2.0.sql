@@ -363,3 +363,8 @@ SELECT j.id AS job,
        j.worker_pid,
        j.note
 FROM synth_train_jobs j;
+
+-- The model server's models (src/server/status.rs): synth_server_models() returns only the
+-- caller's database's models unless the caller has the privileges of pg_read_all_stats, so
+-- everyone may run it, and synth_model_server_models works for everyone as documented.
+GRANT EXECUTE ON FUNCTION synth_server_models() TO PUBLIC;

@@ -1,6 +1,11 @@
 //! The messages between a backend and the model server: one request, one reply, each a flat
-//! little-endian byte string carried whole by a `shm_mq` (which splits and joins long ones).
+//! little-endian byte string. A reply goes whole through its `shm_mq`; a request goes as a header
+//! (its kind and length) and then pieces of at most [`PIECE_BYTES`], so the server checks the
+//! length against its limit before it reads (or allocates) any of it: `shm_mq_receive` joins a
+//! message whole, in memory of the message's size, before the receiver sees a byte.
 //! Nothing here knows PostgreSQL, so the format is tested with plain `cargo test`.
+
+use super::{MAX_MODEL_BYTES, MAX_REQUEST_BYTES};
 
 /// Which model a request is for: a model row of one database, at the versions the backend saw.
 /// A model re-trained in place gets new versions and so a new key.
@@ -42,12 +47,15 @@ pub enum Request {
         to: (Ref, String),
         points: u32,
     },
-    /// The weights of a model the server does not hold yet, sent by the backend that needed it.
+    /// The weights of a model the server does not hold yet, sent by the backend that needed it,
+    /// with the request it needed them for: the server answers that request right after loading,
+    /// so a request is served however many models other connections make it load and evict.
     Load {
         key: ModelKey,
         name: String,
         version: i32,
         weights: Vec<u8>,
+        request: Box<Request>,
     },
 }
 
@@ -61,6 +69,105 @@ impl Request {
             | Request::Load { key, .. } => key,
         }
     }
+
+    /// The most bytes a request of `kind` (its first byte) may have: a Load holds a model's
+    /// weights and a request, with as much again for its key and name.
+    pub fn limit(kind: u8) -> usize {
+        if kind == LOAD {
+            MAX_MODEL_BYTES + 2 * MAX_REQUEST_BYTES
+        } else {
+            MAX_REQUEST_BYTES
+        }
+    }
+}
+
+/// The length of an `EncodeBatch` request's bytes, without making it.
+pub fn encode_batch_len(key: &ModelKey, images: &[Vec<u8>]) -> usize {
+    1 + 4
+        + 8
+        + 4
+        + key.encoder_version.len()
+        + 4
+        + key.generator_version.len()
+        + 4
+        + images.iter().map(|i| 4 + i.len()).sum::<usize>()
+}
+
+const LOAD: u8 = 4;
+
+/// Bytes of one piece of a request on its queue (a quarter of the queue: a piece that wraps
+/// around the ring is copied into a buffer of its own size, not the message's).
+pub const PIECE_BYTES: usize = 64 * 1024;
+/// Bytes of a request's header: its kind, then its length (u64).
+pub const HEADER_BYTES: usize = 9;
+
+/// The header that goes before a request's pieces.
+pub fn header(request: &[u8]) -> [u8; HEADER_BYTES] {
+    let mut h = [0u8; HEADER_BYTES];
+    h[0] = request.first().copied().unwrap_or(0);
+    h[1..].copy_from_slice(&(request.len() as u64).to_le_bytes());
+    h
+}
+
+/// Why the server refuses a request from its header.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Malformed(Malformed),
+    /// Longer than the limit of its kind: nothing of it is read.
+    TooLarge {
+        len: u64,
+        max: usize,
+    },
+}
+
+/// A request arriving in pieces. Its buffer is allocated once, at the length the header
+/// announced, after that length was checked against the limit.
+#[derive(Debug)]
+pub struct Incoming {
+    kind: u8,
+    len: usize,
+    data: Vec<u8>,
+}
+
+impl Incoming {
+    /// Starts a request from its header.
+    pub fn start(header: &[u8]) -> Result<Incoming, Refused> {
+        let Ok(header) = <[u8; HEADER_BYTES]>::try_from(header) else {
+            return Err(Refused::Malformed(Malformed("not a request header")));
+        };
+        let kind = header[0];
+        let len = u64::from_le_bytes(header[1..].try_into().unwrap());
+        let max = Request::limit(kind);
+        if len > max as u64 {
+            return Err(Refused::TooLarge { len, max });
+        }
+        if len == 0 {
+            return Err(Refused::Malformed(Malformed("an empty request")));
+        }
+        Ok(Incoming {
+            kind,
+            len: len as usize,
+            data: Vec::with_capacity(len as usize),
+        })
+    }
+
+    /// Adds the next piece; true once the request is whole.
+    pub fn add(&mut self, piece: &[u8]) -> Result<bool, Malformed> {
+        if piece.is_empty() || piece.len() > PIECE_BYTES || piece.len() > self.len - self.data.len()
+        {
+            return Err(Malformed("a piece longer than the request's rest"));
+        }
+        self.data.extend_from_slice(piece);
+        Ok(self.data.len() == self.len)
+    }
+
+    /// The whole request, read.
+    pub fn finish(self) -> Result<Request, Malformed> {
+        if self.data.len() != self.len || self.data[0] != self.kind {
+            return Err(Malformed("the request differs from its header"));
+        }
+        Request::from_vec(self.data)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -72,13 +179,17 @@ pub enum Reply {
         embedding: Vec<f32>,
     },
     Images(Vec<Vec<u8>>),
-    Loaded,
-    /// The server does not hold the model: send `Request::Load`, then the request again.
+    /// The server does not hold the model: send `Request::Load` with the request.
     NeedModel,
-    /// An ERROR for the backend to raise, with its SQLSTATE (PostgreSQL's packed form).
+    /// An ERROR for the backend to raise as the server would have: its SQLSTATE (PostgreSQL's
+    /// packed form), message, detail and hint; `image` is the position (from 1) in an
+    /// `EncodeBatch` of the image it is about, 0 for none.
     Error {
         sqlstate: i32,
         message: String,
+        detail: Option<String>,
+        hint: Option<String>,
+        image: u32,
     },
 }
 
@@ -108,6 +219,15 @@ impl Writer {
     }
     fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
+    }
+    fn optional(&mut self, v: Option<&str>) {
+        match v {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
     }
     fn floats(&mut self, v: &[f32]) {
         self.u32(v.len() as u32);
@@ -184,18 +304,57 @@ impl Request {
                 name,
                 version,
                 weights,
+                request,
             } => {
-                w.u8(4);
+                w.u8(LOAD);
                 w.key(key);
                 w.str(name);
                 w.i32(*version);
+                w.bytes(&request.to_bytes());
+                // Last, so that reading takes them from the message without a second copy.
                 w.bytes(weights);
             }
         }
         w.0
     }
 
+    /// Reads a request, taking a Load's weights out of `b` without copying them.
+    pub fn from_vec(mut b: Vec<u8>) -> Result<Request, Malformed> {
+        if b.first() != Some(&LOAD) {
+            return Request::from_bytes(&b);
+        }
+        let mut r = Reader(&b[1..]);
+        let key = r.key()?;
+        let name = r.str()?;
+        let version = r.i32()?;
+        // Checked before reading it: loads nested in loads would recurse as deep as they go.
+        let inner = r.slice()?;
+        if inner.first() == Some(&LOAD) {
+            return Err(Malformed("a load inside a load"));
+        }
+        let request = Request::from_bytes(inner)?;
+        let n = r.u32()? as usize;
+        if r.0.len() < n {
+            return Err(Malformed("message ends early"));
+        }
+        if r.0.len() > n {
+            return Err(Malformed("trailing bytes"));
+        }
+        let start = b.len() - n;
+        b.drain(..start);
+        Ok(Request::Load {
+            key,
+            name,
+            version,
+            weights: b,
+            request: Box::new(request),
+        })
+    }
+
     pub fn from_bytes(b: &[u8]) -> Result<Request, Malformed> {
+        if b.first() == Some(&LOAD) {
+            return Request::from_vec(b.to_vec());
+        }
         let mut r = Reader(b);
         let request = match r.u8()? {
             1 => Request::Encode {
@@ -213,12 +372,6 @@ impl Request {
                 from: (r.reference()?, r.str()?),
                 to: (r.reference()?, r.str()?),
                 points: r.u32()?,
-            },
-            4 => Request::Load {
-                key: r.key()?,
-                name: r.str()?,
-                version: r.i32()?,
-                weights: r.bytes()?,
             },
             5 => {
                 let key = r.key()?;
@@ -263,12 +416,20 @@ impl Reply {
                     w.bytes(i);
                 }
             }
-            Reply::Loaded => w.u8(4),
             Reply::NeedModel => w.u8(5),
-            Reply::Error { sqlstate, message } => {
+            Reply::Error {
+                sqlstate,
+                message,
+                detail,
+                hint,
+                image,
+            } => {
                 w.u8(6);
                 w.i32(*sqlstate);
                 w.str(message);
+                w.optional(detail.as_deref());
+                w.optional(hint.as_deref());
+                w.u32(*image);
             }
         }
         w.0
@@ -290,11 +451,13 @@ impl Reply {
                 }
                 Reply::Images(images)
             }
-            4 => Reply::Loaded,
             5 => Reply::NeedModel,
             6 => Reply::Error {
                 sqlstate: r.i32()?,
                 message: r.str()?,
+                detail: r.optional()?,
+                hint: r.optional()?,
+                image: r.u32()?,
             },
             7 => {
                 let n = r.u32()? as usize;
@@ -315,8 +478,8 @@ impl Reply {
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], Malformed> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
         if self.0.len() < n {
             return Err(Malformed("message ends early"));
         }
@@ -336,12 +499,22 @@ impl Reader<'_> {
     fn i64(&mut self) -> Result<i64, Malformed> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
-    fn bytes(&mut self) -> Result<Vec<u8>, Malformed> {
+    fn slice(&mut self) -> Result<&'a [u8], Malformed> {
         let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, Malformed> {
+        Ok(self.slice()?.to_vec())
     }
     fn str(&mut self) -> Result<String, Malformed> {
         String::from_utf8(self.bytes()?).map_err(|_| Malformed("text is not UTF-8"))
+    }
+    fn optional(&mut self) -> Result<Option<String>, Malformed> {
+        Ok(match self.u8()? {
+            0 => None,
+            1 => Some(self.str()?),
+            _ => return Err(Malformed("unknown optional marker")),
+        })
     }
     fn floats(&mut self) -> Result<Vec<f32>, Malformed> {
         let n = self.u32()? as usize;
@@ -423,11 +596,19 @@ mod tests {
                 name: "demo".into(),
                 version: 2,
                 weights: (0..=255).collect(),
+                request: Box::new(Request::Encode {
+                    key: key(),
+                    image: vec![7; 3],
+                }),
             },
         ];
         for r in &requests {
             let b = r.to_bytes();
+            if let Request::EncodeBatch { key, images } = r {
+                assert_eq!(b.len(), encode_batch_len(key, images));
+            }
             assert_eq!(&Request::from_bytes(&b).unwrap(), r);
+            assert_eq!(&Request::from_vec(b.clone()).unwrap(), r);
             assert!(Request::from_bytes(&b[..b.len() - 1]).is_err());
             let mut longer = b.clone();
             longer.push(0);
@@ -444,11 +625,20 @@ mod tests {
             },
             Reply::Images(vec![vec![1], vec![], vec![2, 3]]),
             Reply::Embeddings(vec![vec![1.0], vec![], vec![0.5, -0.5]]),
-            Reply::Loaded,
             Reply::NeedModel,
             Reply::Error {
                 sqlstate: 12345,
                 message: "invalid image: x".into(),
+                detail: None,
+                hint: Some("try another".into()),
+                image: 3,
+            },
+            Reply::Error {
+                sqlstate: 1,
+                message: String::new(),
+                detail: Some("why".into()),
+                hint: None,
+                image: 0,
             },
         ];
         for r in &replies {
@@ -462,5 +652,87 @@ mod tests {
         let mut b = vec![1];
         b.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(Reply::from_bytes(&b).is_err());
+    }
+
+    #[test]
+    fn a_load_inside_a_load_is_refused() {
+        let inner = Request::Load {
+            key: key(),
+            name: "a".into(),
+            version: 1,
+            weights: vec![1],
+            request: Box::new(Request::Encode {
+                key: key(),
+                image: vec![],
+            }),
+        };
+        let outer = Request::Load {
+            key: key(),
+            name: "b".into(),
+            version: 1,
+            weights: vec![2],
+            request: Box::new(inner),
+        };
+        assert_eq!(
+            Request::from_bytes(&outer.to_bytes()),
+            Err(Malformed("a load inside a load"))
+        );
+    }
+
+    /// A request in pieces reads back; a header that announces more than the limit is refused
+    /// before anything is allocated, and pieces that do not fit the header are refused.
+    #[test]
+    fn pieces_join_and_the_header_bounds_them() {
+        let request = Request::EncodeBatch {
+            key: key(),
+            images: vec![vec![5; PIECE_BYTES + 10], vec![6; 3 * PIECE_BYTES]],
+        };
+        let b = request.to_bytes();
+        let mut incoming = Incoming::start(&header(&b)).unwrap();
+        let pieces: Vec<&[u8]> = b.chunks(PIECE_BYTES).collect();
+        for (k, p) in pieces.iter().enumerate() {
+            assert_eq!(incoming.add(p), Ok(k == pieces.len() - 1));
+        }
+        assert_eq!(incoming.finish().unwrap(), request);
+
+        let mut h = header(&b);
+        h[1..].copy_from_slice(&((MAX_REQUEST_BYTES + 1) as u64).to_le_bytes());
+        assert_eq!(
+            Incoming::start(&h).unwrap_err(),
+            Refused::TooLarge {
+                len: MAX_REQUEST_BYTES as u64 + 1,
+                max: MAX_REQUEST_BYTES
+            }
+        );
+        // A load may be as long as its limit, not a byte more; nothing is allocated
+        // for a refused one (a u64::MAX length would abort the allocation).
+        h[0] = LOAD;
+        h[1..]
+            .copy_from_slice(&((MAX_MODEL_BYTES + 2 * MAX_REQUEST_BYTES) as u64 + 1).to_le_bytes());
+        assert!(matches!(Incoming::start(&h), Err(Refused::TooLarge { .. })));
+        h[1..].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(Incoming::start(&h), Err(Refused::TooLarge { .. })));
+        assert!(matches!(
+            Incoming::start(&h[..5]),
+            Err(Refused::Malformed(_))
+        ));
+
+        // Too much, a piece over the piece size, a kind that differs from the header's.
+        let small = Request::Encode {
+            key: key(),
+            image: vec![1; 10],
+        }
+        .to_bytes();
+        let mut incoming = Incoming::start(&header(&small)).unwrap();
+        let mut longer = small.clone();
+        longer.push(0);
+        assert!(incoming.add(&longer).is_err());
+        let mut incoming = Incoming::start(&header(&b)).unwrap();
+        assert!(incoming.add(&b[..PIECE_BYTES + 1]).is_err());
+        let mut h = header(&small);
+        h[0] = 2;
+        let mut incoming = Incoming::start(&h).unwrap();
+        assert_eq!(incoming.add(&small), Ok(true));
+        assert!(incoming.finish().is_err());
     }
 }

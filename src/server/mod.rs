@@ -12,6 +12,10 @@
 //! | `worker.rs`  | the server's loop: gather, batch, answer                                 |
 //! | `status.rs`  | `synth_model_server` and `synth_model_server_models`                     |
 //!
+//! Limits: a request is at most [`MAX_REQUEST_BYTES`] and a model's weights at most
+//! [`MAX_MODEL_BYTES`], both checked by the backend before it sends and by the server from the
+//! length a message announces before the message is read.
+//!
 //! `synthsearch.mode` picks it: `server` is the default when the library is preloaded
 //! (shared_preload_libraries), `backend` (every backend loads its own copy, as before) otherwise.
 
@@ -50,6 +54,17 @@ pub const SERVER_MODELS_MAX: i32 = shmem::MAX_MODELS as i32;
 pub const SERVER_THREADS_MIN: i32 = 0;
 pub const SERVER_THREADS_DEFAULT: i32 = 0;
 pub const SERVER_THREADS_MAX: i32 = 256;
+
+/// The most bytes of one request to a model server, a model's weights aside: two images at the
+/// decoder's limit (a walk between two photos, 32 MiB each) and 1 MiB for the wishes and the key.
+/// The backend refuses a longer one (54000) and the server refuses one announced longer before it
+/// reads or allocates any of it; a `synth_encode_batch` whose images pass it goes in several.
+pub const MAX_REQUEST_BYTES: usize = 2 * synthsearch_data::image_io::DEFAULT_MAX_BYTES + (1 << 20);
+/// The most bytes of a model's weights a server loads (1 GiB). A checkpoint of the configs this
+/// extension trains is tens of MB; a server holds `server_models` of them (8 at most), so this
+/// keeps what one connection can make it allocate for a load far below its device's memory, while
+/// leaving room for much larger models. A larger one runs with synthsearch.mode = backend.
+pub const MAX_MODEL_BYTES: usize = 1 << 30;
 
 // Two settings objects, one registered: the default depends on whether the library is preloaded.
 static MODE_PRELOADED: GucSetting<Mode> = GucSetting::<Mode>::new(Mode::Server);

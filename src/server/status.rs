@@ -71,7 +71,9 @@ fn synth_server_status() -> TableIterator<
     TableIterator::new(rows)
 }
 
-/// One row per model a server holds.
+/// One row per model a server holds: this database's, and every database's for roles with the
+/// privileges of pg_read_all_stats (as pg_stat_activity shows other sessions' queries). For
+/// everyone, so the view works for everyone; the filter is here, not only in the view.
 #[allow(clippy::type_complexity)] // the columns, as pgrx reads them from the signature
 #[pg_extern(volatile, parallel_safe)]
 fn synth_server_models() -> TableIterator<
@@ -93,6 +95,16 @@ fn synth_server_models() -> TableIterator<
     } else {
         0
     };
+    // Safety: reads this backend's database and user; has_privs_of_role reads the role caches.
+    let (database, every) = unsafe {
+        (
+            pg_sys::MyDatabaseId.to_u32(),
+            pg_sys::has_privs_of_role(
+                pg_sys::GetUserId(),
+                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS),
+            ),
+        )
+    };
     let mut rows = Vec::new();
     for i in 0..servers {
         let Some(s) = shmem::server(i) else { continue };
@@ -101,6 +113,9 @@ fn synth_server_models() -> TableIterator<
         }
         let info = s.info();
         for m in &info.model[..info.models as usize] {
+            if !every && m.database != database {
+                continue;
+            }
             rows.push((
                 i as i32,
                 pg_sys::Oid::from(m.database),
@@ -124,7 +139,7 @@ pgrx::extension_sql!(
 -- errors returned, models held and its resident memory.
 CREATE VIEW synth_model_server AS SELECT * FROM @extschema@.synth_server_status();
 -- synth_model_server_models: the models each server holds; other databases' models only for
--- roles with pg_read_all_stats.
+-- roles with pg_read_all_stats (synth_server_models() itself filters them, so anyone may run it).
 CREATE VIEW synth_model_server_models AS
     SELECT m.server, d.datname AS database, m.model, m.name, m.version, m.bytes, m.requests,
            m.loaded, m.last_used
@@ -134,7 +149,10 @@ CREATE VIEW synth_model_server_models AS
                                              WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
        OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER');
 GRANT SELECT ON synth_model_server, synth_model_server_models TO PUBLIC;
+-- Revoked, then granted again: a fresh install's privileges then equal those of 0.1.0 updated
+-- (sql/synthsearch--0.1.0--0.2.0.sql), whose first form of this function was revoked.
 REVOKE ALL ON FUNCTION synth_server_models() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION synth_server_models() TO PUBLIC;
 "#,
     name = "server_views",
     requires = [synth_server_status, synth_server_models]
