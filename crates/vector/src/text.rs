@@ -89,6 +89,18 @@ pub fn format(values: &[f32]) -> String {
 /// Shortest text that reads back to the same float4, with PostgreSQL's float4out choice between
 /// plain and exponent form (exponent below -4 or from 15 on: `1e-05`, `3.4028235e+38`).
 fn write_real(out: &mut String, v: f32) {
+    // The input never accepts them, but a damaged stored value may hold them: written as float4out
+    // writes them, so output (and pg_dump) never fails.
+    if !v.is_finite() {
+        out.push_str(if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        });
+        return;
+    }
     let a = v.abs();
     if a != 0.0 && !(1e-4..1e15).contains(&a) {
         let e = format!("{v:e}");
@@ -105,6 +117,14 @@ fn write_real(out: &mut String, v: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_non_finite_values_as_float4out() {
+        assert_eq!(
+            format(&[1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY]),
+            "[1,NaN,Infinity,-Infinity]"
+        );
+    }
 
     #[test]
     fn parses_and_formats() {
