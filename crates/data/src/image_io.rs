@@ -166,6 +166,17 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
         });
     }
     let format = guess_format(bytes)?;
+    // The header's claim first, read by us for every format: a decoder's own limits error carries
+    // no dimensions, and some decoders misread a header that passes their bounds.
+    if let Some((width, height)) = header_dimensions(bytes, format)
+        && over(width, height, limits)
+    {
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            limits: *limits,
+        });
+    }
     let fail = |e: image::ImageError| ImageError::Decode {
         format,
         message: e.to_string(),
@@ -183,10 +194,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
     })?;
     // Check the header's claim before allocating anything for pixels.
     let (width, height) = decoder.dimensions();
-    if width > limits.max_width
-        || height > limits.max_height
-        || u64::from(width) * u64::from(height) > limits.max_pixels
-    {
+    if over(width, height, limits) {
         return Err(ImageError::TooLarge {
             width,
             height,
@@ -203,21 +211,87 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
     Ok(flatten(image))
 }
 
-/// Limits errors carry no dimensions, so read them from the header ourselves where we can.
+fn over(width: u32, height: u32, limits: &DecodeLimits) -> bool {
+    width > limits.max_width
+        || height > limits.max_height
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+}
+
+/// Limits errors carry no dimensions: read them from the header where we can; a decoder's limits
+/// error is over a limit (54000) either way.
 fn too_large_from_header(bytes: &[u8], format: Format, limits: &DecodeLimits) -> ImageError {
-    // PNG: IHDR width and height are big-endian at offsets 16 and 20.
-    if format == Format::Png && bytes.len() >= 24 {
-        let width = u32::from_be_bytes(bytes[16..20].try_into().expect("4 bytes"));
-        let height = u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes"));
-        return ImageError::TooLarge {
-            width,
-            height,
-            limits: *limits,
-        };
+    let (width, height) = header_dimensions(bytes, format).unwrap_or((u32::MAX, u32::MAX));
+    ImageError::TooLarge {
+        width,
+        height,
+        limits: *limits,
     }
-    ImageError::Decode {
-        format,
-        message: "image exceeds the decoding limits".into(),
+}
+
+/// The width and height a header claims, without decoding: PNG's IHDR, a JPEG's first start of
+/// frame, WebP's VP8, VP8L or VP8X header. None when the bytes do not hold that much.
+pub fn header_dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
+    let be16 = |i: usize| {
+        Some(u32::from(u16::from_be_bytes(
+            bytes.get(i..i + 2)?.try_into().ok()?,
+        )))
+    };
+    let le16 = |i: usize| {
+        Some(u32::from(u16::from_le_bytes(
+            bytes.get(i..i + 2)?.try_into().ok()?,
+        )))
+    };
+    let le24 = |i: usize| {
+        let b = bytes.get(i..i + 3)?;
+        Some(u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16)
+    };
+    match format {
+        Format::Png => {
+            let b = bytes.get(16..24)?;
+            Some((
+                u32::from_be_bytes(b[0..4].try_into().ok()?),
+                u32::from_be_bytes(b[4..8].try_into().ok()?),
+            ))
+        }
+        Format::Jpeg => {
+            // Markers after SOI: each segment is FF, a marker byte and a big-endian length.
+            let mut i = 2;
+            while i + 4 <= bytes.len() {
+                if bytes[i] != 0xFF {
+                    return None;
+                }
+                let marker = bytes[i + 1];
+                if marker == 0xFF {
+                    i += 1;
+                    continue;
+                }
+                let sof = (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+                if sof {
+                    return Some((be16(i + 7)?, be16(i + 5)?));
+                }
+                if matches!(marker, 0xD0..=0xD9 | 0x01) {
+                    i += 2;
+                    continue;
+                }
+                i += 2 + be16(i + 2)? as usize;
+            }
+            None
+        }
+        Format::WebP => match bytes.get(12..16)? {
+            b"VP8 " => {
+                if bytes.get(23..26)? != [0x9d, 0x01, 0x2a] {
+                    return None;
+                }
+                Some((le16(26)? & 0x3fff, le16(28)? & 0x3fff))
+            }
+            b"VP8L" => {
+                let b = bytes.get(21..25)?;
+                let bits = u32::from_le_bytes(b.try_into().ok()?);
+                Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+            }
+            b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
+            _ => None,
+        },
     }
 }
 
@@ -393,6 +467,32 @@ pub fn grid_png(images: &[RgbImage], columns: usize, gap: u32) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_over_the_limits_are_too_large_in_every_format() {
+        let limits = DecodeLimits::default();
+        // A baseline JPEG's SOI, then SOF0 claiming 65535x65535.
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03, 0, 0, 0, 0,
+        ];
+        // WebP VP8X with a 2^24 x 2^24 canvas, and VP8L claiming 16384x16384.
+        let mut vp8x = b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00".to_vec();
+        vp8x.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        let mut vp8l = b"RIFF\x00\x00\x00\x00WEBPVP8L\x05\x00\x00\x00\x2f".to_vec();
+        vp8l.extend_from_slice(&(0x3fffu32 | 0x3fff << 14).to_le_bytes());
+        for (bytes, want) in [
+            (&jpeg[..], (65535, 65535)),
+            (&vp8x[..], (1 << 24, 1 << 24)),
+            (&vp8l[..], (16384, 16384)),
+        ] {
+            match decode(bytes, &limits) {
+                Err(ImageError::TooLarge { width, height, .. }) => {
+                    assert_eq!((width, height), want)
+                }
+                other => panic!("expected TooLarge {want:?}, got {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn strip_lays_tiles_at_their_own_widths() {
