@@ -217,6 +217,7 @@ pub(crate) fn store_loaded(
         "generator": model.generator_config(),
         "gan_steps": model.gan_steps(),
     });
+    check_model_name(name);
     let manager = security::is_model_manager();
     // The name's versions are numbered, and its owner checked, under one lock held to the end of
     // the transaction: two stores under one name never collide, and none slips in between.
@@ -309,9 +310,45 @@ pub fn name_owner(name: &str) -> Option<String> {
                 .first()
                 .get_one::<String>()
         })
-        .ok()
-        .flatten()
+        .unwrap_or_else(|e| {
+            error(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("reading the owner of model name \"{name}\" failed: {e}"),
+            )
+        })
     })
+}
+
+/// Why `name` cannot name a model: empty, padded with spaces, or read by the functions that take
+/// a model (`resolve`) as something else (an id, `name:version`), so that a user's spec would
+/// reach another name's models.
+pub fn invalid_model_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a model name must not be empty".into());
+    }
+    if name.trim() != name {
+        return Some(format!(
+            "model name \"{name}\" begins or ends with white space"
+        ));
+    }
+    if name.parse::<i64>().is_ok() {
+        return Some(format!("model name \"{name}\" would read as a model id"));
+    }
+    if let Some((base, v)) = name.rsplit_once(':')
+        && v.parse::<i32>().is_ok()
+    {
+        return Some(format!(
+            "model name \"{name}\" would read as version {v} of model \"{base}\""
+        ));
+    }
+    None
+}
+
+/// 22023 when `name` cannot name a model ([`invalid_model_name`]).
+pub fn check_model_name(name: &str) {
+    if let Some(why) = invalid_model_name(name) {
+        error(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, why);
+    }
 }
 
 /// Raises 42501 unless the current user may add a version under `name`: a new name, a name whose
@@ -436,13 +473,15 @@ fn synth_model_import(
         );
     }
     let activation = Activation::of(activate, force);
-    let model = load_checkpoint(bytes);
-    // A TorchScript module is code: it runs in every backend and model server that uses the model,
-    // with the rights of the operating system user the server runs as. Only a superuser, who has
-    // those rights already, may bring one in.
+    // A TorchScript module is code (loading it already runs its __setstate__): it runs in every
+    // backend and model server that uses the model, with the rights of the operating system user
+    // the server runs as. Only a superuser, who has those rights already, may bring one in, and
+    // the header says which encoder it is before anything is loaded.
+    let (header, _) = synthsearch_model::checkpoint::read(bytes)
+        .unwrap_or_else(|e| crate::errors::checkpoint(&e, "invalid model", true).raise());
     // Safety: reads the current user's role flags.
     if matches!(
-        model.encoder_config().kind,
+        header.encoder.config.kind,
         synthsearch_model::EncoderKind::TorchScript { .. }
     ) && !unsafe { pg_sys::superuser() }
     {
@@ -453,6 +492,7 @@ fn synth_model_import(
             None,
         );
     }
+    let model = load_checkpoint(bytes);
     let stored = store_loaded(
         name,
         &model,

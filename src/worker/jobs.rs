@@ -130,6 +130,7 @@ fn start(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, given: &serde_json::Va
             role_name.unwrap_or_default()
         )
     });
+    require_few_crashes(role);
     let threads = crate::gucs::THREADS.get();
     let device = match crate::gucs::DEVICE.get() {
         crate::gucs::Device::Auto => "auto",
@@ -149,6 +150,7 @@ fn start(images: pg_sys::Oid, pairs: Option<pg_sys::Oid>, given: &serde_json::Va
     }
     // A name another role owns is refused now, not hours later when the job stores its model
     // (where it is checked again, under the name's lock).
+    crate::model::registry::check_model_name(&opts.name);
     crate::model::registry::require_name_owner(&opts.name, security::is_model_manager());
 
     if pairs.is_none() && opts.attributes.is_empty() {
@@ -362,6 +364,45 @@ fn synth_resume() -> i32 {
 /// checkpoint; `all` ignores who owns them.
 /// Crash relaunches in a row (no checkpoint in between) after which a job fails instead.
 pub const MAX_CRASH_RELAUNCHES: i32 = 3;
+/// Crashes of one role's jobs in an hour after which none of them is relaunched or resumed and
+/// the role starts no job (each crash restarts every session of the cluster; a new job or a
+/// resume must not bring fresh ones). Superusers are not held to it.
+pub const ROLE_CRASH_LIMIT: i64 = 8;
+
+/// Crashes of `role`'s jobs' workers in the last hour.
+fn recent_crashes(role: pg_sys::Oid) -> i64 {
+    as_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            &q("SELECT coalesce(pg_catalog.sum(crashes), 0)::pg_catalog.int8 FROM @extschema@.synth_train_jobs \
+                WHERE owner OPERATOR(pg_catalog.=) $1::pg_catalog.regrole \
+                  AND crashed_at OPERATOR(pg_catalog.>) pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval"),
+            &[role.into()],
+        )
+        .expect("crash count")
+        .unwrap_or(0)
+    })
+}
+
+/// 53400 when `role`'s jobs crashed more than [`ROLE_CRASH_LIMIT`] times in the last hour.
+fn require_few_crashes(role: pg_sys::Oid) {
+    // Safety: reads the current user's role flags.
+    if unsafe { pg_sys::superuser() } {
+        return;
+    }
+    let n = recent_crashes(role);
+    if n >= ROLE_CRASH_LIMIT {
+        crate::fmgr::error_with(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            format!(
+                "the training jobs of this role crashed their workers {n} times in the last hour"
+            ),
+            Some(
+                "Each crash restarts every session of the cluster; the server log says why.".into(),
+            ),
+            Some("Wait an hour, or ask a superuser to start or resume the job.".into()),
+        );
+    }
+}
 
 pub fn resume_orphans(all: bool, failed: bool) -> i32 {
     let jobs: Vec<(i64, pg_sys::Oid, bool, bool, bool)> = as_owner(|| {
@@ -421,19 +462,25 @@ pub fn resume_orphans(all: bool, failed: bool) -> i32 {
             let failed_now = as_owner(|| {
                 Spi::get_one_with_args::<bool>(
                     &q("WITH u AS (UPDATE @extschema@.synth_train_jobs SET crashes = crashes OPERATOR(pg_catalog.+) 1, \
-                           worker_pid = NULL, updated_at = pg_catalog.now() \
-                         WHERE id OPERATOR(pg_catalog.=) $1 RETURNING crashes) \
-                        SELECT crashes OPERATOR(pg_catalog.>) $2 FROM u"),
-                    &[job.into(), MAX_CRASH_RELAUNCHES.into()],
+                           crashed_at = pg_catalog.now(), worker_pid = NULL, updated_at = pg_catalog.now() \
+                         WHERE id OPERATOR(pg_catalog.=) $1 RETURNING crashes, owner) \
+                        SELECT u.crashes OPERATOR(pg_catalog.>) $2 \
+                            OR (SELECT pg_catalog.sum(j.crashes) FROM @extschema@.synth_train_jobs j \
+                                WHERE j.owner OPERATOR(pg_catalog.=) u.owner AND j.id OPERATOR(pg_catalog.<>) $1 \
+                                  AND j.crashed_at OPERATOR(pg_catalog.>) pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval) \
+                               OPERATOR(pg_catalog.+) u.crashes OPERATOR(pg_catalog.>) $3 \
+                        FROM u"),
+                    &[job.into(), MAX_CRASH_RELAUNCHES.into(), ROLE_CRASH_LIMIT.into()],
                 )
                 .expect("crash count")
                 .unwrap_or(false)
             });
             if failed_now {
                 let message = format!(
-                    "the training worker exited without recording an error {} times in a row \
-                     (a crash, or the server's crash restart; the server log says why): not relaunched \
-                     again; synth_resume() tries again from the last checkpoint",
+                    "the training worker exited without recording an error {} times in a row, or the \
+                     role's jobs more than {ROLE_CRASH_LIMIT} times in an hour (a crash, or the server's \
+                     crash restart; the server log says why): not relaunched again; synth_resume() tries \
+                     again from the last checkpoint",
                     MAX_CRASH_RELAUNCHES + 1
                 );
                 as_owner(|| {
@@ -449,10 +496,21 @@ pub fn resume_orphans(all: bool, failed: bool) -> i32 {
             }
         }
         // A failed job is queued again in this transaction; its worker waits for the commit.
+        // Safety: reads the current user's role flags.
+        if was_failed
+            && !unsafe { pg_sys::superuser() }
+            && recent_crashes(owner) >= ROLE_CRASH_LIMIT
+        {
+            pgrx::warning!(
+                "synthsearch: training job {job} is not resumed: its role's jobs crashed their workers \
+                 {ROLE_CRASH_LIMIT} times or more in the last hour"
+            );
+            continue;
+        }
         let xid = if was_failed {
             as_owner(|| {
                 Spi::run_with_args(
-                    &q("UPDATE @extschema@.synth_train_jobs SET state = 'queued', finished_at = NULL, crashes = 0, \
+                    &q("UPDATE @extschema@.synth_train_jobs SET state = 'queued', finished_at = NULL, \
                         updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1"),
                     &[job.into()],
                 )
