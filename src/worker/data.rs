@@ -8,7 +8,7 @@ use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 use synthsearch_data::Split;
-use synthsearch_data::image_io::{DecodeLimits, decode, to_chw};
+use synthsearch_data::image_io::{DecodeLimits, decode, guess_format, header_dimensions, to_chw};
 use synthsearch_data::wishes::PairPlan;
 use synthsearch_model::{AttributeTable, Dataset, pairs_from_attributes};
 
@@ -153,6 +153,18 @@ impl DataBudget {
             .saturating_add(image_bytes)
     }
 
+    /// The message when `rows` decoded images and `bytes` more would pass the limit.
+    pub fn over(&self, rows: u64, bytes: u64) -> Option<String> {
+        let need = self.need(rows, bytes);
+        (need > self.limit_bytes).then(|| {
+            format!(
+                "the training data would take {} MB, more than synthsearch.train_memory_limit ({} MB)",
+                need.div_ceil(1 << 20),
+                self.limit_bytes >> 20
+            )
+        })
+    }
+
     /// 54000 when `rows` images of `image_bytes` bytes in all would pass the limit.
     pub fn check(&self, table: &str, rows: u64, image_bytes: u64) {
         let need = self.need(rows, image_bytes);
@@ -175,8 +187,36 @@ impl DataBudget {
     }
 }
 
-/// Rows fetched from the images table at a time, so the budget is checked as they come.
-const FETCH_ROWS: i64 = 256;
+/// Rows fetched at a time: one, so that no fetch can hold more than one row past the budget (a
+/// view may compute a value of up to 1 GB per row, and larger than its count query saw).
+const FETCH_ROWS: i64 = 1;
+
+/// Reads `sql` through a cursor, one row at a time, each fetch's tuple table freed before the
+/// next: memory is the rows `each` keeps, never the whole result.
+fn stream(
+    client: &pgrx::spi::SpiClient<'_>,
+    sql: &str,
+    mut each: impl FnMut(&pgrx::spi::SpiHeapTupleData<'_>),
+) {
+    let mut cursor = client.open_cursor(sql, &[]);
+    loop {
+        let table = cursor
+            .fetch(FETCH_ROWS as _)
+            .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+        if table.is_empty() {
+            break;
+        }
+        for r in table {
+            each(&r);
+        }
+        // Safety: the fetch's tuple table; every value was copied out above.
+        unsafe { pg_sys::SPI_freetuptable(pg_sys::SPI_tuptable) };
+    }
+}
+
+fn text_len(v: &Option<String>) -> u64 {
+    v.as_ref().map_or(0, |s| s.len() as u64)
+}
 
 /// Reads the tables as the current user, in a stable order (a resumed run must see the same
 /// data), within `budget`. Without a pairs table there are no pair rows: they are formed from
@@ -246,59 +286,58 @@ pub fn read(
             images: Vec::new(),
             pairs: Vec::new(),
         };
+        // Every column read counts, in both tables, against one budget.
         let mut read_bytes = 0u64;
-        let mut cursor = client.open_cursor(&image_sql, &[]);
-        loop {
-            let table = cursor
-                .fetch(FETCH_ROWS as _)
-                .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
-            if table.is_empty() {
-                break;
-            }
-            for r in table {
-                let id = r.get::<String>(1).ok().flatten();
-                let Some(id) = id else {
-                    error(
-                        PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                        format!(
-                            "table {} has a row whose {} is NULL",
-                            ic.name, opts.id_column
-                        ),
-                    )
-                };
-                let bytes = r.get::<Vec<u8>>(4).ok().flatten();
-                read_bytes += bytes.as_ref().map_or(0, |b| b.len() as u64);
-                budget.check(&ic.name, out.images.len() as u64 + 1, read_bytes);
-                out.images.push(ImageRow {
-                    id,
-                    category: r.get::<String>(2).ok().flatten(),
-                    split: r.get::<String>(3).ok().flatten(),
-                    bytes,
-                    attributes: (0..opts.attributes.len())
-                        .map(|a| r.get::<String>(5 + a).ok().flatten())
-                        .collect(),
-                });
-            }
-        }
+        stream(client, &image_sql, |r| {
+            let id = r.get::<String>(1).ok().flatten();
+            let Some(id) = id else {
+                error(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    format!(
+                        "table {} has a row whose {} is NULL",
+                        ic.name, opts.id_column
+                    ),
+                )
+            };
+            let row = ImageRow {
+                category: r.get::<String>(2).ok().flatten(),
+                split: r.get::<String>(3).ok().flatten(),
+                bytes: r.get::<Vec<u8>>(4).ok().flatten(),
+                attributes: (0..opts.attributes.len())
+                    .map(|a| r.get::<String>(5 + a).ok().flatten())
+                    .collect(),
+                id,
+            };
+            read_bytes += row.id.len() as u64
+                + text_len(&row.category)
+                + text_len(&row.split)
+                + row.bytes.as_ref().map_or(0, |b| b.len() as u64)
+                + row.attributes.iter().map(text_len).sum::<u64>();
+            budget.check(&ic.name, out.images.len() as u64 + 1, read_bytes);
+            out.images.push(row);
+        });
         let Some(pair_sql) = &pair_sql else {
             return out;
         };
-        for r in client
-            .select(pair_sql, None, &[])
-            .unwrap_or_else(|e| error(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
-        {
+        let images = out.images.len() as u64;
+        stream(client, pair_sql, |r| {
             let get = |i: usize| r.get::<String>(i).ok().flatten();
-            match (get(1), get(2), get(3), get(4)) {
-                (Some(source), Some(target), Some(c1), Some(c2)) => out.pairs.push(PairRow {
+            let (source, target, c1, c2, split) = (get(1), get(2), get(3), get(4), get(5));
+            read_bytes += [&source, &target, &c1, &c2, &split]
+                .into_iter()
+                .map(text_len)
+                .sum::<u64>();
+            budget.check(&ic.name, images, read_bytes);
+            // A pair without both ends or a caption teaches nothing.
+            if let (Some(source), Some(target), Some(c1), Some(c2)) = (source, target, c1, c2) {
+                out.pairs.push(PairRow {
                     source,
                     target,
                     captions: [c1, c2],
-                    split: get(5),
-                }),
-                // A pair without both ends or a caption teaches nothing.
-                _ => continue,
+                    split,
+                });
             }
-        }
+        });
         out
     })
 }
@@ -311,7 +350,36 @@ pub fn assemble(
     opts: &TrainOptions,
     image_size: usize,
     threads: usize,
+    budget: &DataBudget,
 ) -> Result<Dataset, String> {
+    // More decoding threads than cores buys nothing and multiplies what decoding holds at once.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = threads.clamp(1, cores);
+    // What decoding holds besides the data: each thread one image at 16 bits a channel with
+    // alpha (the largest a header here claims), read from the headers before decoding.
+    let largest = raw
+        .images
+        .iter()
+        .filter_map(|r| r.bytes.as_deref())
+        .filter_map(|b| header_dimensions(b, guess_format(b).ok()?))
+        .map(|(w, h)| u64::from(w) * u64::from(h))
+        .max()
+        .unwrap_or(0)
+        .min(DecodeLimits::default().max_pixels);
+    let raw_bytes: u64 = raw
+        .images
+        .iter()
+        .map(|r| r.bytes.as_ref().map_or(0, |b| b.len() as u64))
+        .sum();
+    if let Some(message) = budget.over(
+        raw.images.len() as u64,
+        raw_bytes + threads as u64 * largest * 8,
+    ) {
+        return Err(format!(
+            "{message}, decoding {} images on {threads} threads (the largest of {largest} pixels)",
+            raw.images.len()
+        ));
+    }
     let mut seen = HashSet::with_capacity(raw.images.len());
     for img in &raw.images {
         if !seen.insert(img.id.as_str()) {

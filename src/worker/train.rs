@@ -299,6 +299,7 @@ fn execute(job: i64, row: Job) -> Result<Outcome, String> {
         &opts,
         image_size,
         opts.threads as usize,
+        &budget,
     )?);
 
     let mut trainer = if let Some((step, bytes)) = &checkpoint {
