@@ -330,6 +330,7 @@ CREATE FUNCTION synth_index_stats(
 -- Training jobs: a worker that keeps crashing is relaunched a bounded number of times
 -- (src/worker/jobs.rs), and a job's error is shown only to roles that may read its data.
 ALTER TABLE synth_train_jobs ADD COLUMN crashes integer NOT NULL DEFAULT 0;
+ALTER TABLE synth_train_jobs ADD COLUMN crashed_at timestamptz;
 CREATE OR REPLACE VIEW synth_jobs AS
 SELECT j.id AS job,
        j.state,

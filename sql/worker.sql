@@ -40,7 +40,9 @@ CREATE TABLE synth_train_jobs (
     note             text,
     -- Times in a row its worker exited without recording how (a crash), with no checkpoint in
     -- between; past a bound the launcher fails the job instead of relaunching it.
-    crashes          integer NOT NULL DEFAULT 0
+    crashes          integer NOT NULL DEFAULT 0,
+    -- When the last of them was counted (a role's crashes in an hour are bounded too).
+    crashed_at       timestamptz
 );
 CREATE INDEX synth_train_jobs_unfinished ON synth_train_jobs (id)
     WHERE state IN ('queued', 'running', 'cancelling');
