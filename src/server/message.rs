@@ -118,6 +118,10 @@ pub enum Refused {
         len: u64,
         max: usize,
     },
+    /// Within the limit, but the server cannot allocate it now (many loads at once).
+    NoMemory {
+        len: u64,
+    },
 }
 
 /// A request arriving in pieces. Its buffer is allocated once, at the length the header
@@ -144,10 +148,15 @@ impl Incoming {
         if len == 0 {
             return Err(Refused::Malformed(Malformed("an empty request")));
         }
+        // Fallible: a failed allocation is this request's error, never an abort of the server.
+        let mut data = Vec::new();
+        if data.try_reserve_exact(len as usize).is_err() {
+            return Err(Refused::NoMemory { len });
+        }
         Ok(Incoming {
             kind,
             len: len as usize,
-            data: Vec::with_capacity(len as usize),
+            data,
         })
     }
 

@@ -109,6 +109,14 @@ impl Client {
                             None,
                         ));
                     }
+                    Err(Refused::NoMemory { len }) => {
+                        return Received::Refused(error_with(
+                            PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+                            format!("the model server cannot allocate a request of {len} bytes now"),
+                            None,
+                            Some("Retry; fewer models loading at once (synthsearch.server_models) leave it more memory.".into()),
+                        ));
+                    }
                     Err(Refused::Malformed(e)) => return Received::Malformed(e.0),
                 },
                 Some(incoming) => match incoming.add(piece) {
