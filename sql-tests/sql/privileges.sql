@@ -354,6 +354,9 @@ SET ROLE regress_attacker;
 SELECT privileges_sqlstate(format('SELECT synth_train(%L, %L, %L)', 'regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 4, "name": "regress_superuser"}'));
 SELECT privileges_sqlstate(format('SELECT synth_train(%L, %L, %L)', 'regress_images', 'regress_pairs', :'tiny'::jsonb || '{"steps": 4, "name": "regress_managed"}'));
 SELECT array_agg(DISTINCT created_by) AS owners FROM synth_models WHERE name IN ('regress_superuser', 'regress_managed');
+-- names that synth_encode(img, name) would read as another name, an id or a version are refused
+SELECT privileges_sqlstate(format('SELECT synth_train(%L, %L, %L)', 'regress_images', 'regress_pairs', :'tiny'::jsonb || jsonb_build_object('steps', 4, 'name', n)))
+FROM unnest(ARRAY['regress_superuser ', '2024', 'regress_superuser:2']) n;
 RESET ROLE;
 -- a manager may add a version to any name (here the attacker's), and the attacker still to its own
 SET ROLE regress_manager;

@@ -298,17 +298,18 @@ pub(crate) fn store_loaded(
 pub fn name_owner(name: &str) -> Option<String> {
     security::pinned(|| {
         Spi::connect(|client| {
-            client
-                .select(
-                    &q(
-                        "SELECT created_by::pg_catalog.text FROM @extschema@.synth_models \
-                        WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version LIMIT 1",
-                    ),
-                    Some(1),
-                    &[name.into()],
-                )?
-                .first()
-                .get_one::<String>()
+            let table = client.select(
+                &q(
+                    "SELECT created_by::pg_catalog.text FROM @extschema@.synth_models \
+                    WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version LIMIT 1",
+                ),
+                Some(1),
+                &[name.into()],
+            )?;
+            if table.is_empty() {
+                return Ok(None);
+            }
+            table.first().get_one::<String>()
         })
         .unwrap_or_else(|e| {
             error(

@@ -375,7 +375,7 @@ fn recent_crashes(role: pg_sys::Oid) -> i64 {
         Spi::get_one_with_args::<i64>(
             &q("SELECT coalesce(pg_catalog.sum(crashes), 0)::pg_catalog.int8 FROM @extschema@.synth_train_jobs \
                 WHERE owner OPERATOR(pg_catalog.=) $1::pg_catalog.regrole \
-                  AND crashed_at OPERATOR(pg_catalog.>) pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval"),
+                  AND crashed_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval)"),
             &[role.into()],
         )
         .expect("crash count")
@@ -465,9 +465,9 @@ pub fn resume_orphans(all: bool, failed: bool) -> i32 {
                            crashed_at = pg_catalog.now(), worker_pid = NULL, updated_at = pg_catalog.now() \
                          WHERE id OPERATOR(pg_catalog.=) $1 RETURNING crashes, owner) \
                         SELECT u.crashes OPERATOR(pg_catalog.>) $2 \
-                            OR (SELECT pg_catalog.sum(j.crashes) FROM @extschema@.synth_train_jobs j \
+                            OR (SELECT coalesce(pg_catalog.sum(j.crashes), 0) FROM @extschema@.synth_train_jobs j \
                                 WHERE j.owner OPERATOR(pg_catalog.=) u.owner AND j.id OPERATOR(pg_catalog.<>) $1 \
-                                  AND j.crashed_at OPERATOR(pg_catalog.>) pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval) \
+                                  AND j.crashed_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval)) \
                                OPERATOR(pg_catalog.+) u.crashes OPERATOR(pg_catalog.>) $3 \
                         FROM u"),
                     &[job.into(), MAX_CRASH_RELAUNCHES.into(), ROLE_CRASH_LIMIT.into()],
