@@ -8,7 +8,9 @@ db=torchscript_import
 q() { psql -d $db -tA -c "$1"; }
 
 export LIBTORCH_USE_PYTORCH=1 PATH=/opt/synthsearch/venv/bin:$HOME/.cargo/bin:$PATH
-synth=target/debug/synth
+# The command line of this build (a Debian root of another release builds into its own target
+# folder, whose binary links that root's libtorch).
+synth=${CARGO_TARGET_DIR:-target}/debug/synth
 [ -x "$synth" ] || cargo build -q -p synthsearch-model --bin synth
 python=/opt/synthsearch/venv/bin/python
 [ -x "$python" ] || python=python3
