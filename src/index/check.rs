@@ -103,6 +103,21 @@ pub extern "C-unwind" fn synth_index_check(fcinfo: pg_sys::FunctionCallInfo) -> 
     }
 }
 
+/// A relation's name for a message, or "OID n" for one that is gone.
+fn rel_name(oid: pg_sys::Oid) -> String {
+    // Safety: a catalog lookup by OID; NULL for a missing relation, else a palloc'd C string.
+    unsafe {
+        let name = pg_sys::get_rel_name(oid);
+        if name.is_null() {
+            format!("OID {}", oid.to_u32())
+        } else {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    }
+}
+
 /// The table of `index_oid`, or 42809 when it is not an index. Take the table's lock before
 /// the index's, as every other path does.
 ///
@@ -113,14 +128,7 @@ unsafe fn table_of_index(index_oid: pg_sys::Oid) -> pg_sys::Oid {
     unsafe {
         let heap_oid = pg_sys::IndexGetRelation(index_oid, true);
         if heap_oid == pg_sys::InvalidOid {
-            let name = pg_sys::get_rel_name(index_oid);
-            let name = if name.is_null() {
-                format!("OID {}", index_oid.to_u32())
-            } else {
-                std::ffi::CStr::from_ptr(name)
-                    .to_string_lossy()
-                    .into_owned()
-            };
+            let name = rel_name(index_oid);
             error(
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
                 format!("relation \"{name}\" is not an index"),
@@ -148,14 +156,7 @@ unsafe fn require_table_privilege(heap_oid: pg_sys::Oid, what: &str) {
         {
             return;
         }
-        let name = pg_sys::get_rel_name(heap_oid);
-        let name = if name.is_null() {
-            format!("OID {}", heap_oid.to_u32())
-        } else {
-            std::ffi::CStr::from_ptr(name)
-                .to_string_lossy()
-                .into_owned()
-        };
+        let name = rel_name(heap_oid);
         crate::fmgr::error_with(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied for table {name}"),

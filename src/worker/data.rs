@@ -167,15 +167,10 @@ impl DataBudget {
 
     /// 54000 when `rows` images of `image_bytes` bytes in all would pass the limit.
     pub fn check(&self, table: &str, rows: u64, image_bytes: u64) {
-        let need = self.need(rows, image_bytes);
-        if need > self.limit_bytes {
+        if let Some(message) = self.over(rows, image_bytes) {
             crate::fmgr::error_with(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!(
-                    "the training data would take {} MB, more than synthsearch.train_memory_limit ({} MB)",
-                    need.div_ceil(1 << 20),
-                    self.limit_bytes >> 20
-                ),
+                message,
                 Some(format!(
                     "{rows} images of table {table}: {} MB as read and {} MB decoded at the model's image size.",
                     image_bytes.div_ceil(1 << 20),
