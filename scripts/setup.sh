@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine, run as root by `make test` and `make demo`.
-# Installs only what is missing: PostgreSQL PG_MAJOR (15 by default; 17 where Debian ships it) with headers, libclang, sudo, cargo-pgrx 0.18.0
+# Installs only what is missing: PostgreSQL PG_MAJOR (15 by default; 17 where Debian ships it) with headers, libclang, sudo, Fashion-MNIST (dataset-fashion-mnist), cargo-pgrx 0.18.0
 # initialised against the system pg_config, and a Python environment with torch 2.11.0 (libtorch).
 set -euo pipefail
 
@@ -17,7 +17,9 @@ as_root() {
 
 # Debian packages
 pkgs=()
-for p in "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" libclang-dev clang sudo python3-venv pkg-config libssl-dev; do
+# dataset-fashion-mnist: Zalando's Fashion-MNIST (30 MB), the real product photos of `synth photos`,
+# its tests and the demo.
+for p in "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" libclang-dev clang sudo python3-venv pkg-config libssl-dev dataset-fashion-mnist; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || pkgs+=("$p")
 done
 if [ ${#pkgs[@]} -gt 0 ]; then

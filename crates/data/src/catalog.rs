@@ -11,6 +11,8 @@ use crate::attributes::{
 use crate::captions::captions;
 use crate::rng::Rng;
 
+pub use crate::render::Variation;
+
 pub const DEFAULT_IMAGE_SIZE: u32 = 64;
 pub const MIN_IMAGE_SIZE: u32 = 8;
 pub const MAX_IMAGE_SIZE: u32 = 1024;
@@ -27,6 +29,8 @@ pub struct CatalogConfig {
     pub categories: Vec<Category>,
     /// Shares of train, val and test; need not sum to 1.
     pub split_shares: [f32; 3],
+    /// How the images are drawn: clean drawings, or varied as product photos are.
+    pub variation: Variation,
 }
 
 impl Default for CatalogConfig {
@@ -38,6 +42,7 @@ impl Default for CatalogConfig {
             image_size: DEFAULT_IMAGE_SIZE,
             categories: Category::ALL.to_vec(),
             split_shares: [0.8, 0.1, 0.1],
+            variation: Variation::Clean,
         }
     }
 }
@@ -54,9 +59,14 @@ pub struct Product {
 }
 
 impl Product {
-    /// Draws the product's image; see [`crate::render`].
+    /// Draws the product's clean image ([`Variation::Clean`]); see [`crate::render`].
     pub fn render(&self, size: u32) -> RgbImage {
         crate::render::render(self, size)
+    }
+
+    /// Draws the product's image as `variation` says.
+    pub fn render_as(&self, size: u32, variation: Variation) -> RgbImage {
+        crate::render::render_as(self, size, variation)
     }
 }
 
@@ -77,6 +87,8 @@ pub struct Catalog {
     pub products: Vec<Product>,
     pub pairs: Vec<Pair>,
     pub image_size: u32,
+    /// How the catalog's images are drawn.
+    pub variation: Variation,
 }
 
 impl Catalog {
@@ -87,9 +99,14 @@ impl Catalog {
         self.products.get(index).filter(|p| p.id == id)
     }
 
-    /// The image of the product with this id, at the catalog's size.
+    /// The image of the product with this id, at the catalog's size and in its variation.
     pub fn render(&self, id: &str) -> Option<RgbImage> {
-        self.get(id).map(|p| p.render(self.image_size))
+        self.get(id).map(|p| self.image(p))
+    }
+
+    /// The image of a product of this catalog, at the catalog's size and in its variation.
+    pub fn image(&self, product: &Product) -> RgbImage {
+        product.render_as(self.image_size, self.variation)
     }
 }
 
@@ -285,5 +302,6 @@ pub fn generate(cfg: &CatalogConfig) -> Catalog {
         products,
         pairs,
         image_size: cfg.image_size.clamp(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+        variation: cfg.variation,
     }
 }

@@ -5,6 +5,8 @@
 //! image_splits/split.<category>.<split>.json  ["id", ..]
 //! images/<id>.{png,jpg,jpeg,webp}
 //! attributes.json                            optional: id -> known attributes (our generator)
+//! columns.json                               optional: a shop's attribute columns, any names:
+//!                                            {"columns": ["kind", ..], "values": {"id": ["coat", ..]}}
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,6 +39,26 @@ pub struct AttributeRecord {
     pub attrs: Attributes,
 }
 
+/// The file of [`ColumnTable`].
+pub const COLUMNS_FILE: &str = "columns.json";
+
+/// `columns.json`: attribute columns of any names and each image's values, in column order
+/// (`null` where a value is not known). The generic form of `attributes.json`, for data whose
+/// attributes are not the generated catalog's six (the photos' kind, tone and pattern).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnTable {
+    pub columns: Vec<String>,
+    pub values: BTreeMap<String, Vec<Option<String>>>,
+}
+
+impl ColumnTable {
+    /// The values of `id`, one a column.
+    pub fn row(&self, id: &str) -> Option<&[Option<String>]> {
+        self.values.get(id).map(Vec::as_slice)
+    }
+}
+
 /// A candidate image, a wish about it, and the image that fulfils it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Triplet {
@@ -58,6 +80,8 @@ pub struct Dataset {
     pub images: HashMap<String, PathBuf>,
     /// Known attributes, when the data set came from our generator.
     pub attributes: Option<HashMap<String, AttributeRecord>>,
+    /// A shop's attribute columns (`columns.json`), when the data set has them.
+    pub columns: Option<ColumnTable>,
     /// Triplets and split entries dropped for missing images (only with `skip_missing`).
     pub skipped: usize,
 }
@@ -111,6 +135,11 @@ pub enum FiqError {
     Image {
         path: PathBuf,
         source: ImageError,
+    },
+    /// `columns.json` has no columns, a column twice, or a row of the wrong length.
+    BadColumns {
+        path: PathBuf,
+        message: String,
     },
 }
 
@@ -166,6 +195,7 @@ impl fmt::Display for FiqError {
                 path.display()
             ),
             FiqError::Image { path, source } => write!(f, "{}: {source}", path.display()),
+            FiqError::BadColumns { path, message } => write!(f, "{}: {message}", path.display()),
         }
     }
 }
@@ -355,14 +385,55 @@ pub fn read_with(dir: &Path, options: &ReadOptions) -> Result<Dataset, FiqError>
         None
     };
 
+    let columns_path = dir.join(COLUMNS_FILE);
+    let columns = if columns_path.is_file() {
+        let table: ColumnTable = read_json(&columns_path)?;
+        check_columns(&table, &columns_path)?;
+        Some(table)
+    } else {
+        None
+    };
+
     Ok(Dataset {
         root: dir.to_path_buf(),
         triplets,
         splits,
         images,
         attributes,
+        columns,
         skipped,
     })
+}
+
+fn check_columns(table: &ColumnTable, path: &Path) -> Result<(), FiqError> {
+    let bad = |message: String| FiqError::BadColumns {
+        path: path.to_path_buf(),
+        message,
+    };
+    if table.columns.is_empty() {
+        return Err(bad("no columns".into()));
+    }
+    let mut seen = HashSet::new();
+    for c in &table.columns {
+        if c.trim().is_empty() {
+            return Err(bad("a column has an empty name".into()));
+        }
+        if !seen.insert(c.as_str()) {
+            return Err(bad(format!("column \"{c}\" is named twice")));
+        }
+    }
+    if let Some((id, row)) = table
+        .values
+        .iter()
+        .find(|(_, row)| row.len() != table.columns.len())
+    {
+        return Err(bad(format!(
+            "\"{id}\" has {} values for {} columns",
+            row.len(),
+            table.columns.len()
+        )));
+    }
+    Ok(())
 }
 
 impl Dataset {

@@ -1,4 +1,5 @@
-//! Training data: the synthetic catalog generator, the Fashion-IQ reader and the image pipeline.
+//! Training data: the synthetic catalog generator, real product photos (Fashion-MNIST), the
+//! Fashion-IQ reader and the image pipeline.
 //! No PostgreSQL and no libtorch here, so everything is tested with plain `cargo test`.
 
 pub mod attributes;
@@ -7,6 +8,7 @@ pub mod catalog;
 pub mod fashioniq;
 pub mod image_io;
 pub mod measure;
+pub mod photos;
 pub mod render;
 mod rng;
 pub mod wishes;
@@ -17,5 +19,5 @@ pub use attributes::{
     UnknownName,
 };
 pub use catalog::{Catalog, CatalogConfig, Pair, Product, generate};
-pub use render::render;
+pub use render::{Variation, render};
 pub use writer::{WriteError, write_fashioniq};

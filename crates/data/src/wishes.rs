@@ -263,7 +263,8 @@ pub struct HeadlineWish {
 }
 
 /// The fixed headline wishes for a catalog with these columns and values: every value of the
-/// colour, material and pattern columns (or of every column, when none of those is there), and
+/// colour, material and pattern columns and of every column of no kind the project knows (a
+/// shop's "tone", "kind"; sleeve, neckline and hem only in two-attribute wishes), and
 /// two-attribute wishes of a colour with a material ("in black leather") and with a sleeve
 /// length ("is red and has short sleeves"). Each in up to `phrasings` phrasings.
 pub fn headline_wishes(
@@ -273,7 +274,7 @@ pub fn headline_wishes(
 ) -> Vec<HeadlineWish> {
     let col = |k: AttributeKind| columns.iter().position(|c| kind_of(c) == Some(k));
     let singles: Vec<usize> = {
-        let known: Vec<usize> = [
+        let mut chosen: Vec<usize> = [
             AttributeKind::Colour,
             AttributeKind::Material,
             AttributeKind::Pattern,
@@ -281,10 +282,11 @@ pub fn headline_wishes(
         .into_iter()
         .filter_map(col)
         .collect();
-        if known.is_empty() {
+        chosen.extend((0..columns.len()).filter(|&c| kind_of(&columns[c]).is_none()));
+        if chosen.is_empty() {
             (0..columns.len()).collect()
         } else {
-            known
+            chosen
         }
     };
     let take = |v: Vec<String>| -> Vec<String> {
@@ -371,6 +373,99 @@ pub fn headline_wishes(
         });
     }
     out
+}
+
+/// Words a shopper uses for `value` of `column` that the caption templates ([`phrasings`],
+/// [`captions`]) never use: near colours ("crimson" for red, "charcoal" for grey), other names
+/// of a pattern or a material. Empty where none is known (any column but the generated
+/// catalog's six). For evaluation only, never for a training caption: a query in these words
+/// asks whether the model understands a shopper, not only its own captions.
+pub fn shopper_words(column: &str, value: &str) -> &'static [&'static str] {
+    let v = value.trim().to_lowercase();
+    match kind_of(column) {
+        Some(AttributeKind::Colour) => match Colour::parse(&v) {
+            Ok(Colour::Black) => &["jet", "ebony"],
+            Ok(Colour::White) => &["ivory", "snowy"],
+            Ok(Colour::Grey) => &["charcoal", "gray"],
+            Ok(Colour::Red) => &["crimson", "scarlet"],
+            Ok(Colour::Pink) => &["rose", "blush"],
+            Ok(Colour::Orange) => &["tangerine", "apricot"],
+            Ok(Colour::Yellow) => &["mustard", "lemon"],
+            Ok(Colour::Green) => &["olive", "emerald"],
+            Ok(Colour::Blue) => &["cobalt", "azure"],
+            Ok(Colour::Navy) => &["midnight", "marine"],
+            Ok(Colour::Purple) => &["violet", "lilac"],
+            Ok(Colour::Brown) => &["chocolate", "camel"],
+            Ok(Colour::Beige) => &["tan", "sand"],
+            Err(_) => &[],
+        },
+        Some(AttributeKind::Pattern) => match Pattern::parse(&v) {
+            Ok(Pattern::Solid) => &["unpatterned", "plain-coloured"],
+            Ok(Pattern::Stripes) => &["pinstriped", "banded"],
+            Ok(Pattern::Dots) => &["spotted", "dotty"],
+            Ok(Pattern::Checks) => &["plaid", "tartan"],
+            Ok(Pattern::Zebra) => &["tigerish", "animal-print"],
+            Ok(Pattern::Logo) => &["branded", "monogrammed"],
+            Err(_) => &[],
+        },
+        Some(AttributeKind::Material) => match Material::parse(&v) {
+            Ok(Material::Leather) => &["suede", "hide"],
+            Ok(Material::Denim) => &["jean", "chambray"],
+            Ok(Material::Knit) => &["woollen", "crocheted"],
+            _ => &[],
+        },
+        Some(AttributeKind::Sleeve) => match Sleeve::parse(&v) {
+            Ok(Sleeve::Sleeveless) => &["tank", "strappy"],
+            Ok(Sleeve::Short) => &["cap-sleeved", "elbow-length"],
+            Ok(Sleeve::Long) => &["full-sleeved", "wrist-length"],
+            Err(_) => &[],
+        },
+        Some(_) => &[],
+        // A shop's own columns: the words a shopper uses for common values, whatever the column
+        // is called (tones, kinds of garment, patterns of real product photos).
+        None => match v.as_str() {
+            "dark" => &["charcoal", "inky"],
+            "grey" | "gray" => &["ashen", "slate"],
+            "light" => &["ivory", "bleached"],
+            "t-shirt" | "tshirt" => &["tee", "tank-top"],
+            "trousers" => &["slacks", "pants"],
+            "pullover" => &["jumper", "sweater"],
+            "dress" => &["frock", "gown"],
+            "coat" => &["overcoat", "parka"],
+            "sandals" => &["flip-flops", "slides"],
+            "shirt" => &["blouse", "button-down"],
+            "sneakers" => &["trainers", "kicks"],
+            "bag" => &["handbag", "purse"],
+            "ankle boots" => &["booties", "chelsea-boots"],
+            "plain" => &["unpatterned", "plain-coloured"],
+            "striped" => &["pinstriped", "banded"],
+            "patterned" => &["ornate", "decorated"],
+            _ => &[],
+        },
+    }
+}
+
+/// A headline wish asked in a shopper's words ([`shopper_words`]) where every asked value has
+/// some: up to `count` phrasings ("something crimson", "crimson suede, please").
+pub fn shopper_phrasings(
+    columns: &[String],
+    asked: &[(usize, String)],
+    count: usize,
+) -> Vec<String> {
+    let words: Vec<&[&str]> = asked
+        .iter()
+        .map(|(c, v)| shopper_words(&columns[*c], v))
+        .collect();
+    if words.is_empty() || words.iter().any(|w| w.is_empty()) {
+        return Vec::new();
+    }
+    let forms = ["something {}", "I would like it {}", "{}, please"];
+    (0..count)
+        .map(|i| {
+            let said: Vec<&str> = words.iter().map(|w| w[i % w.len()]).collect();
+            forms[i % forms.len()].replace("{}", &said.join(" "))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -475,5 +570,32 @@ mod tests {
             w.iter()
                 .any(|w| w.asked == vec![(0, "red".into()), (3, "short".into())])
         );
+    }
+
+    #[test]
+    fn a_shops_own_columns_are_headline_wishes_and_have_shopper_words() {
+        let columns: Vec<String> = ["kind", "tone", "pattern"].map(String::from).to_vec();
+        let values: Vec<Vec<String>> = vec![
+            vec!["t-shirt".into(), "sneakers".into()],
+            vec!["dark".into(), "light".into()],
+            vec!["plain".into(), "striped".into()],
+        ];
+        let w = headline_wishes(&columns, &values, 2);
+        assert_eq!(w.iter().filter(|w| w.asked.len() == 1).count(), 6);
+        // A shopper's words are never the caption templates' words for the value.
+        let tee = shopper_phrasings(&columns, &[(0, "t-shirt".into())], 2);
+        assert_eq!(tee.len(), 2);
+        assert!(tee[0].contains("tee") && !tee.iter().any(|t| t.contains("t-shirt")));
+        let both = shopper_phrasings(&columns, &[(1, "dark".into()), (0, "sneakers".into())], 1);
+        assert_eq!(both, ["something charcoal trainers"]);
+        for c in Colour::ALL {
+            let words = shopper_words("colour", c.name());
+            assert!(!words.is_empty(), "{c:?}");
+            for p in phrasings("colour", "dress", None, c.name()) {
+                assert!(!words.iter().any(|w| p.split(' ').any(|x| x == *w)), "{p}");
+            }
+        }
+        // Unknown values have none, and then the wish has no shopper phrasing.
+        assert!(shopper_phrasings(&columns, &[(1, "mauve".into())], 2).is_empty());
     }
 }

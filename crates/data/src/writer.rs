@@ -165,7 +165,7 @@ pub fn write_fashioniq(
         .products
         .par_iter()
         .map(|p| {
-            let img = p.render(catalog.image_size);
+            let img = catalog.image(p);
             let bytes = image_io::encode(&img, format).map_err(|source| WriteError::Encode {
                 id: p.id.clone(),
                 source,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use image::ImageFormat;
 use rayon::prelude::*;
+use synthsearch_data::catalog::Variation;
 use synthsearch_data::{CatalogConfig, generate, write_fashioniq};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -168,6 +169,35 @@ fn main() {
         (secs, cpu),
     );
     assert_eq!(checksum, parallel, "rendering is deterministic");
+
+    // The photo-like drawings: framing, silhouette, backdrop, light, shadow, blur and noise vary.
+    let (checksum, secs, cpu) = best(|| {
+        let mut sum = 0u64;
+        for p in &catalog.products {
+            sum += u64::from(p.render_as(size, Variation::Photo).as_raw()[0]);
+        }
+        sum
+    });
+    row(
+        "render, variation photo",
+        "one thread",
+        products,
+        (secs, cpu),
+    );
+    let (parallel, secs, cpu) = best(|| {
+        catalog
+            .products
+            .par_iter()
+            .map(|p| u64::from(p.render_as(size, Variation::Photo).as_raw()[0]))
+            .sum::<u64>()
+    });
+    row(
+        "render, variation photo",
+        &format!("rayon, {threads} threads"),
+        products,
+        (secs, cpu),
+    );
+    assert_eq!(checksum, parallel, "photo rendering is deterministic");
 
     // The obvious way: one thread, image's save() per file.
     let dir = scratch("obvious");
