@@ -2,7 +2,7 @@
 //! calling role in one short transaction, and the images decoded (outside any transaction) into
 //! the model crate's dataset.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
@@ -389,100 +389,149 @@ pub fn assemble(
             raw.images.iter().map(|i| i.attributes.clone()).collect();
         AttributeTable::from_rows(opts.attributes.clone(), &rows)
     });
-    let mut raw = raw;
+    let parse_split = |s: &str, what: &str| -> Result<Split, String> {
+        Split::parse(s.trim())
+            .map_err(|_| format!("{what} has split \"{s}\": expected train, val or test"))
+    };
+    // A product's split where the images table has no split column: a seeded, stable share of
+    // the products held out for validation and another for test.
+    let hashed = |id: &str, salt: u8| -> Split {
+        let mut key = id.as_bytes().to_vec();
+        key.push(salt);
+        key.extend_from_slice(&opts.train.seed.to_le_bytes());
+        let u = (synthsearch_model::rng::fnv1a64(&key) % 10_000) as f64 / 10_000.0;
+        if u < opts.val_fraction {
+            Split::Val
+        } else if u < opts.val_fraction + opts.test_fraction {
+            Split::Test
+        } else {
+            Split::Train
+        }
+    };
+    let has_image_split = raw.images.iter().any(|i| i.split.is_some());
+    let mut image_split: Vec<Split> = Vec::with_capacity(raw.images.len());
+    for img in &raw.images {
+        image_split.push(match &img.split {
+            Some(s) => parse_split(s, &format!("image \"{}\"", img.id))?,
+            None if has_image_split => Split::Train,
+            None => hashed(&img.id, 0),
+        });
+    }
+    // Pairs with their splits.
+    let mut pairs: Vec<(String, String, [String; 2], Split)> = Vec::new();
     if let (true, Some(table)) = (formed, &table) {
-        // Pairs from the attribute columns, within each split the images table names (or all
-        // images as one); held out below like pairs of a table without a split column.
+        // Pairs from the attribute columns, within each product split: held-out products pair
+        // only with held-out products of their own split.
         let ids: Vec<String> = raw.images.iter().map(|i| i.id.clone()).collect();
         let cats: Vec<String> = raw
             .images
             .iter()
             .map(|i| i.category.clone().unwrap_or_else(|| "all".into()))
             .collect();
-        let splits: Vec<Split> = raw
-            .images
-            .iter()
-            .map(|i| {
-                i.split
-                    .as_deref()
-                    .and_then(|s| Split::parse(s.trim()).ok())
-                    .unwrap_or(Split::Train)
-            })
-            .collect();
         let plan = PairPlan {
             seed: opts.train.seed,
             max_pairs: opts.max_pairs,
             ..PairPlan::default()
         };
-        let has_split = raw.images.iter().any(|i| i.split.is_some());
-        raw.pairs = pairs_from_attributes(&ids, &cats, &splits, table, &plan)
-            .into_iter()
-            .map(|(source, target, captions, split)| PairRow {
-                source,
-                target,
-                captions,
-                split: has_split.then(|| split.name().to_string()),
-            })
-            .collect();
-        if raw.pairs.is_empty() {
+        pairs = pairs_from_attributes(&ids, &cats, &image_split, table, &plan);
+        if !pairs.iter().any(|p| p.3 == Split::Train) {
             return Err(format!(
-                "no two products of one category differ in just one or two of the attribute columns {}: there is nothing to train on",
+                "no two training products of one category differ in just one or two of the attribute columns {}: there is nothing to train on",
                 opts.attributes.join(", ")
             ));
         }
-    }
-    if raw.pairs.is_empty() {
-        return Err(
-            "the pairs table has no complete pairs (source, target and caption all set)".into(),
-        );
-    }
-    let parse_split = |s: &Option<String>, default: Split, what: &str| -> Result<Split, String> {
-        match s {
-            None => Ok(default),
-            Some(s) => Split::parse(s.trim())
-                .map_err(|_| format!("{what} has split \"{s}\": expected train, val or test")),
+    } else {
+        if raw.pairs.is_empty() {
+            return Err(
+                "the pairs table has no complete pairs (source, target and caption all set)".into(),
+            );
         }
-    };
-    let mut records = Vec::with_capacity(raw.images.len());
-    for img in &raw.images {
-        // Without a split column every image is in the evaluation gallery.
-        let split = parse_split(&img.split, Split::Val, &format!("image \"{}\"", img.id))?;
-        records.push((
-            img.id.clone(),
-            img.category.clone().unwrap_or_else(|| "all".into()),
-            split,
-        ));
-    }
-    let hold_out = raw.pairs.len() >= 20;
-    let mut pairs = Vec::with_capacity(raw.pairs.len());
-    for p in &raw.pairs {
-        let split = match &p.split {
-            Some(_) => parse_split(
-                &p.split,
-                Split::Train,
-                &format!("pair ({}, {})", p.source, p.target),
-            )?,
-            None => {
-                // A seeded, stable share of the pairs is held out for Recall@K.
-                let mut key = p.source.as_bytes().to_vec();
-                key.push(0);
-                key.extend_from_slice(p.target.as_bytes());
-                key.extend_from_slice(&opts.train.seed.to_le_bytes());
-                let u = (synthsearch_model::rng::fnv1a64(&key) % 10_000) as f64 / 10_000.0;
-                if hold_out && u < opts.val_fraction {
-                    Split::Val
-                } else {
-                    Split::Train
+        let hold_out = raw.pairs.len() >= 20;
+        for p in &raw.pairs {
+            let split = match &p.split {
+                Some(s) => parse_split(s, &format!("pair ({}, {})", p.source, p.target))?,
+                // A seeded, stable share of the pairs is held out.
+                None if hold_out => hashed(&format!("{}\u{0}{}", p.source, p.target), 1),
+                None => Split::Train,
+            };
+            pairs.push((
+                p.source.clone(),
+                p.target.clone(),
+                p.captions.clone(),
+                split,
+            ));
+        }
+        if !has_image_split {
+            // The images' splits follow their pairs': an image any training pair shows is a
+            // training image, one only held-out pairs show is of their split, and one no pair
+            // shows keeps its hashed split (a distractor of the held-out galleries, or a key of
+            // training's catalog-wide losses).
+            let index: HashMap<&str, usize> = raw
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.id.as_str(), i))
+                .collect();
+            let mut shown: Vec<Option<Split>> = vec![None; raw.images.len()];
+            let rank = |s: Split| match s {
+                Split::Train => 0,
+                Split::Val => 1,
+                Split::Test => 2,
+            };
+            for (a, b, _, split) in &pairs {
+                for id in [a, b] {
+                    if let Some(&i) = index.get(id.as_str()) {
+                        shown[i] = Some(match shown[i] {
+                            Some(old) if rank(old) <= rank(*split) => old,
+                            _ => *split,
+                        });
+                    }
                 }
             }
-        };
-        pairs.push((
-            p.source.clone(),
-            p.target.clone(),
-            p.captions.clone(),
-            split,
+            for (i, s) in shown.into_iter().enumerate() {
+                if let Some(s) = s {
+                    image_split[i] = s;
+                }
+            }
+        }
+    }
+    // A pair whose images are not both of its split would put a held-out image into training
+    // or a training image into a gallery: left out (counted in the job's metrics).
+    let split_of: HashMap<&str, Split> = raw
+        .images
+        .iter()
+        .zip(&image_split)
+        .map(|(r, s)| (r.id.as_str(), *s))
+        .collect();
+    let before = pairs.len();
+    pairs.retain(|(a, b, _, split)| {
+        // A pair naming an unknown image stays, for assemble's error naming it.
+        let of = |id: &String| split_of.get(id.as_str()).copied().unwrap_or(*split);
+        of(a) == *split && of(b) == *split
+    });
+    let dropped = before - pairs.len();
+    if !pairs.iter().any(|p| p.3 == Split::Train) {
+        return Err(format!(
+            "no training pairs: every pair {}",
+            if dropped > 0 {
+                "shows an image of another split than its own"
+            } else {
+                "is held out"
+            }
         ));
     }
+    let records: Vec<(String, String, Split)> = raw
+        .images
+        .iter()
+        .zip(&image_split)
+        .map(|(img, s)| {
+            (
+                img.id.clone(),
+                img.category.clone().unwrap_or_else(|| "all".into()),
+                *s,
+            )
+        })
+        .collect();
 
     let per = 3 * image_size * image_size;
     // Fallible: a failed allocation is the job's error, never an abort of the worker (which the
@@ -536,7 +585,9 @@ pub fn assemble(
     if let Some(e) = failures.into_iter().next() {
         return Err(e);
     }
-    let data = Dataset::assemble(image_size, records, chw, &pairs).map_err(|e| e.to_string())?;
+    let mut data =
+        Dataset::assemble(image_size, records, chw, &pairs).map_err(|e| e.to_string())?;
+    data.dropped_pairs = dropped;
     match table {
         Some(t) => data.with_attributes(t).map_err(|e| e.to_string()),
         None => Ok(data),

@@ -32,8 +32,12 @@ pub struct TrainOptions {
     pub attributes: Vec<String>,
     /// With no pairs table: at most this many pairs are formed.
     pub max_pairs: usize,
-    /// Share of the pairs held out for Recall@K when the pairs table has no split column.
+    /// Where the images table has no split column: the share of the products held out for
+    /// validation (what the evaluations during training read), and of the pairs where a pairs
+    /// table has no split column either.
     pub val_fraction: f64,
+    /// The same for the test split, read by the final evaluation alone.
+    pub test_fraction: f64,
     /// Write progress (and look for a cancel) after this many steps, or two seconds.
     pub progress_every: u64,
     /// Save a checkpoint after this many steps, once `checkpoint_seconds` have passed since the
@@ -50,8 +54,11 @@ pub struct TrainOptions {
     pub eval_every: u64,
     /// Validation pairs of the evaluations during training (the same ones each time).
     pub eval_sample: usize,
-    /// Validation pairs of the final evaluation (0: all).
+    /// Pairs of each held-out split in the final evaluation (0: all).
     pub eval_queries: usize,
+    /// Steps of the final evaluation's judge, a classifier trained on held-out real images that
+    /// reads the synthesized ones (0: no judge).
+    pub judge_steps: usize,
     /// Train at most this many seconds (0: no limit): stage 1 ends early once it has used its share
     /// (its share of the planned steps), the GAN stage once the whole has been used; the job then
     /// evaluates and stores the model as usual. Keeps a demo within its time on a slow CPU.
@@ -103,12 +110,14 @@ impl TrainOptions {
             attributes: Vec::new(),
             max_pairs: synthsearch_data::wishes::PairPlan::default().max_pairs,
             val_fraction: 0.1,
+            test_fraction: 0.1,
             progress_every: 10,
             checkpoint_every: 100,
             checkpoint_seconds: 300,
             eval_every: 500,
             eval_sample: 200,
             eval_queries: 500,
+            judge_steps: synthsearch_model::JudgeConfig::default().steps,
             max_seconds: 0,
             threads,
             device: device.into(),
@@ -225,10 +234,24 @@ impl TrainOptions {
                 self.max_pairs
             ));
         }
-        if !(0.0..0.9).contains(&self.val_fraction) {
+        for (name, v) in [
+            ("val_fraction", self.val_fraction),
+            ("test_fraction", self.test_fraction),
+        ] {
+            if !(0.0..0.9).contains(&v) {
+                return Err(format!("option \"{name}\" must be in [0, 0.9), not {v}"));
+            }
+        }
+        if self.val_fraction + self.test_fraction > 0.9 {
             return Err(format!(
-                "option \"val_fraction\" must be in [0, 0.9), not {}",
-                self.val_fraction
+                "options \"val_fraction\" and \"test_fraction\" together must be at most 0.9, not {}",
+                self.val_fraction + self.test_fraction
+            ));
+        }
+        if self.judge_steps > 100_000 {
+            return Err(format!(
+                "option \"judge_steps\" must be in 0..=100000, not {}",
+                self.judge_steps
             ));
         }
         if self.progress_every == 0 || self.checkpoint_every == 0 {

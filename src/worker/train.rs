@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
+use synthsearch_data::Split;
 use synthsearch_model::{
-    EvalSample, LossMeans, Model, ModelInit, Stage, Trainer, WishEvalConfig, evaluate_point,
-    preview,
+    EvalSample, JudgeConfig, LossMeans, Model, ModelInit, Stage, Trainer, evaluate_point,
+    final_evaluation, preview,
 };
 
 use super::data;
@@ -339,25 +340,27 @@ fn execute(job: i64, row: Job) -> Result<Outcome, String> {
     train(job, &opts, &mut trainer)
 }
 
-/// The final evaluation: Recall@K on `eval_queries` validation pairs and every headline wish.
+/// The final evaluation ([`final_evaluation`], the figures `synth eval` reports for the same
+/// model and data): Recall@K on `eval_queries` pairs and every headline wish, over the
+/// validation split's held-out images and, under "test", the test split's, the synthesized
+/// images read by a judge trained on held-out real images.
 fn eval(trainer: &Trainer, opts: &TrainOptions) -> Result<Option<serde_json::Value>, String> {
-    if trainer.data().val.is_empty() {
+    if trainer.data().val.is_empty() && trainer.data().images_in(Split::Val).is_empty() {
         return Ok(None);
     }
-    let sample = EvalSample {
-        queries: opts.eval_queries,
-        wishes: Some(WishEvalConfig::default()),
-    };
-    let stage = format!("{:?}", trainer.stage()).to_lowercase();
-    evaluate_point(
+    final_evaluation(
         trainer.model(),
         trainer.data(),
-        &sample,
-        trainer.steps_done(),
-        &stage,
-        BTreeMap::new(),
+        opts.eval_queries,
+        (opts.judge_steps > 0)
+            .then(|| JudgeConfig {
+                steps: opts.judge_steps,
+                ..JudgeConfig::default()
+            })
+            .as_ref(),
+        trainer.ablation_head(),
     )
-    .map(|p| Some(p.recall))
+    .map(Some)
     .map_err(|e| e.to_string())
 }
 
@@ -649,6 +652,8 @@ fn train(job: i64, opts: &TrainOptions, trainer: &mut Trainer) -> Result<Outcome
         "images": trainer.data().len(),
         "train_pairs": trainer.data().train.len(),
         "val_pairs": trainer.data().val.len(),
+        "test_pairs": trainer.data().test.len(),
+        "dropped_pairs": trainer.data().dropped_pairs,
         "losses": last_losses,
         "recall": recall,
         "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,

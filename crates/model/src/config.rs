@@ -308,6 +308,11 @@ pub struct TrainConfig {
     /// composition does not already give. Off by default (configurations written before read off).
     #[serde(default)]
     pub expanded_losses: bool,
+    /// Stage 2, for the ablation: also train a head from the generator's condition straight to
+    /// an embedding ([`crate::train::DirectHead`]) with the same losses on the embedding as
+    /// E(G) and no image, so an evaluation can rank by it beside the GAN. Not part of the model.
+    #[serde(default)]
+    pub ablation_head: bool,
     /// Stage 2: weight of the perceptual loss, the L1 distance between the frozen CNN encoder's
     /// activation maps of the generated image and of the target (no effect with a TorchScript
     /// encoder).
@@ -392,6 +397,7 @@ impl Default for TrainConfig {
             contrastive_catalog: true,
             distill_weight: 1.0,
             expanded_losses: false,
+            ablation_head: false,
             feature_weight: 2.0,
             wish_weight: 5.0,
             wish_near_miss_weight: 0.0,

@@ -127,10 +127,16 @@ pub struct Dataset {
     pub images: Tensor,
     pub train: Vec<PairRef>,
     pub val: Vec<PairRef>,
+    /// Pairs of the test split: read by the final, reported evaluation only, never by a decision
+    /// taken while training or tuning.
+    pub test: Vec<PairRef>,
     /// Each image's attribute values, when the data has them.
     pub attributes: Option<AttributeTable>,
     /// The category of each image as a small number (for masks).
     pub category_codes: Vec<u32>,
+    /// Pairs the data named but left out because an image of theirs is of another split than
+    /// theirs (set by whoever built the pairs; [`Dataset::assemble`] refuses such pairs).
+    pub dropped_pairs: usize,
 }
 
 /// The generator's attribute columns, in the order [`attribute_row`] gives them.
@@ -170,6 +176,7 @@ fn render_catalog(catalog: &Catalog, image_size: usize) -> Vec<f32> {
         .map_or(1, |n| n.get())
         .min(8);
     let chunk = catalog.products.len().div_ceil(threads).max(1);
+    let variation = catalog.variation;
     std::thread::scope(|scope| {
         for (products, out) in catalog
             .products
@@ -178,7 +185,7 @@ fn render_catalog(catalog: &Catalog, image_size: usize) -> Vec<f32> {
         {
             scope.spawn(move || {
                 for (p, o) in products.iter().zip(out.chunks_mut(per)) {
-                    o.copy_from_slice(&to_chw(&p.render(s), s));
+                    o.copy_from_slice(&to_chw(&p.render_as(s, variation), s));
                 }
             });
         }
@@ -330,14 +337,29 @@ impl Dataset {
             .collect();
         // A folder our generator wrote has each image's attributes (attributes.json): with them
         // the pairs get their wishes and evaluation its wish precision, as from the catalog
-        // itself. An image the file does not name has no values (never honours a wish).
-        let table = fiq.attributes.as_ref().map(|known| {
-            generated_table(records.iter().map(|r| {
-                known.get(&r.0).map_or_else(
-                    || vec![None; GENERATED_COLUMNS.len()],
-                    |k| attribute_row(&k.attrs),
-                )
-            }))
+        // itself. An image the file does not name has no values (never honours a wish). A shop's
+        // columns of any names (columns.json, as `synth photos` writes the photos' kind, tone and
+        // pattern) take precedence.
+        let generic = fiq.columns.as_ref().map(|known| {
+            let rows: Vec<Vec<Option<String>>> = records
+                .iter()
+                .map(|r| {
+                    known
+                        .row(&r.0)
+                        .map_or_else(|| vec![None; known.columns.len()], <[_]>::to_vec)
+                })
+                .collect();
+            AttributeTable::from_rows(known.columns.clone(), &rows)
+        });
+        let table = generic.or_else(|| {
+            fiq.attributes.as_ref().map(|known| {
+                generated_table(records.iter().map(|r| {
+                    known.get(&r.0).map_or_else(
+                        || vec![None; GENERATED_COLUMNS.len()],
+                        |k| attribute_row(&k.attrs),
+                    )
+                }))
+            })
         });
         let d = Self::assemble(image_size, records, flat, &pairs)?;
         match table {
@@ -369,6 +391,7 @@ impl Dataset {
             .collect();
         let mut train = Vec::new();
         let mut val = Vec::new();
+        let mut test = Vec::new();
         for (cand, tgt, caps, split) in pairs {
             let find = |id: &str| {
                 index
@@ -382,10 +405,23 @@ impl Dataset {
                 captions: [words(&caps[0]), words(&caps[1])],
                 wish: Vec::new(),
             };
+            // Training sees training images only and evaluation ranks held-out images only: a
+            // pair whose images are of another split than its own would break one or the other.
+            for (role, i) in [("candidate", p.candidate), ("target", p.target)] {
+                if records[i].2 != *split {
+                    return Err(ModelError::Data(format!(
+                        "a pair of the {} split has as its {role} image {:?} of the {} split: \
+                         a pair's images must be in the pair's split",
+                        split.name(),
+                        records[i].0,
+                        records[i].2.name()
+                    )));
+                }
+            }
             match split {
                 Split::Train => train.push(p),
                 Split::Val => val.push(p),
-                Split::Test => {}
+                Split::Test => test.push(p),
             }
         }
         if train.is_empty() {
@@ -414,8 +450,10 @@ impl Dataset {
             images,
             train,
             val,
+            test,
             attributes: None,
             category_codes,
+            dropped_pairs: 0,
         })
     }
 
@@ -430,7 +468,12 @@ impl Dataset {
                 self.len()
             )));
         }
-        for p in self.train.iter_mut().chain(self.val.iter_mut()) {
+        for p in self
+            .train
+            .iter_mut()
+            .chain(self.val.iter_mut())
+            .chain(self.test.iter_mut())
+        {
             p.wish = (0..table.columns.len())
                 .filter_map(|c| {
                     let (a, b) = (table.code(p.candidate, c), table.code(p.target, c));
@@ -440,6 +483,46 @@ impl Dataset {
         }
         self.attributes = Some(table);
         Ok(self)
+    }
+
+    /// The same images with pairs formed from their attribute values instead of the data's own
+    /// ([`pairs_from_attributes`]: within each split), as a shop without relative captions
+    /// trains. Errors without attribute values or when no training pair forms.
+    pub fn with_pairs_from_attributes(mut self, plan: &PairPlan) -> Result<Dataset> {
+        let Some(table) = self.attributes.take() else {
+            return Err(ModelError::Data(
+                "the data has no attribute values to form pairs from".into(),
+            ));
+        };
+        let pairs = pairs_from_attributes(&self.ids, &self.categories, &self.splits, &table, plan);
+        let index: HashMap<&str, usize> = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
+        for (c, t, caps, split) in &pairs {
+            let p = PairRef {
+                candidate: index[c.as_str()],
+                target: index[t.as_str()],
+                captions: [words(&caps[0]), words(&caps[1])],
+                wish: Vec::new(),
+            };
+            match split {
+                Split::Train => train.push(p),
+                Split::Val => val.push(p),
+                Split::Test => test.push(p),
+            }
+        }
+        if train.is_empty() {
+            return Err(ModelError::Data(
+                "no two training products of one category differ in one or two attribute values"
+                    .into(),
+            ));
+        }
+        (self.train, self.val, self.test) = (train, val, test);
+        self.with_attributes(table)
     }
 
     /// Whether `image` honours `wish`: it has every asked value, and the category of `reference`
@@ -486,6 +569,30 @@ impl Dataset {
     pub fn batch(&self, indices: &[usize]) -> Tensor {
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         self.images.index_select(0, &Tensor::from_slice(&idx))
+    }
+
+    /// The pairs of `split`.
+    pub fn pairs(&self, split: Split) -> &[PairRef] {
+        match split {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+            Split::Test => &self.test,
+        }
+    }
+
+    /// The images of `split`, in order.
+    pub fn images_in(&self, split: Split) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| self.splits[i] == split)
+            .collect()
+    }
+
+    /// The images training may look at: those of the training split. Every loss that looks at
+    /// the catalog beyond a batch's pairs (wish keys, the bank, positives, near misses, the
+    /// catalog contrastive and distillation) draws from these alone, so no held-out image and
+    /// none of its labels ever shapes the model.
+    pub fn training_images(&self) -> Vec<usize> {
+        self.images_in(Split::Train)
     }
 
     /// The evaluation gallery: per category, the indices of the images in `split`.

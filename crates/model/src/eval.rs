@@ -1,8 +1,14 @@
 //! Evaluation as in the seed: embed the validation gallery, rank it by distance to each query's
 //! embedding, and report Recall@K beside the baselines.
 //!
-//! Protocol: per Fashion-IQ category, the gallery is that category's validation images without
-//! the query's own source image; a query hits at K when its target ranks among the K nearest.
+//! The protocol is inductive: training looks at images of the training split only (every loss
+//! that looks beyond a batch's pairs draws from [`Dataset::training_images`]), and every figure
+//! here ranks held-out images only, of the validation split (what tuning may read) or the test
+//! split (read by the reported figure alone). Recall@K: per category, the gallery is that
+//! category's images of the split without the query's own source image; a query hits at K when
+//! its target ranks among the K nearest. Wish precision ([`evaluate_wishes`]) is printed beside
+//! its ceiling, apart for queries in words no training caption uses, and the synthesized
+//! images are read by an independent judge trained on held-out real images.
 
 use serde::Serialize;
 use synthsearch_data::Split;
@@ -11,6 +17,7 @@ use tch::{Device, Kind, Tensor};
 use crate::dataset::{Dataset, PairRef};
 use crate::error::Result;
 use crate::model::Model;
+use crate::train::DirectHead;
 
 pub const KS: [usize; 4] = [10, 50, 100, 1000];
 
@@ -33,6 +40,11 @@ pub enum Method {
     GanFromEmbedding,
     /// The generator without the image condition.
     GanTextOnly,
+    /// The ablation: a head without an image, trained in stage 2 with the GAN's losses on the
+    /// embedding ([`crate::train::DirectHead`]), from a reference image and text.
+    Head,
+    /// The same head, text only.
+    HeadTextOnly,
 }
 
 impl Method {
@@ -54,6 +66,8 @@ impl Method {
             Method::GanImage => "GAN image alone (no query expansion)",
             Method::GanFromEmbedding => "GAN from the stored embedding",
             Method::GanTextOnly => "GAN, text only",
+            Method::Head => "head without an image (ablation)",
+            Method::HeadTextOnly => "head without an image, text only",
         }
     }
 }
@@ -67,6 +81,7 @@ pub struct MethodRecall {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
+    pub split: Split,
     pub queries: usize,
     /// Mean gallery size a query is ranked against.
     pub mean_gallery: f64,
@@ -130,6 +145,7 @@ fn queries(
     method: Method,
     pairs: &[PairRef],
     source_emb: &[Vec<f32>],
+    head: Option<&DirectHead>,
 ) -> Result<Vec<Vec<f32>>> {
     let d = model.embed_dim() as i64;
     let dev = model.device();
@@ -144,7 +160,11 @@ fn queries(
         let es = Tensor::from_slice(&flat).view([b, d]).to_device(dev);
         let with_image = matches!(
             method,
-            Method::Composition | Method::Gan | Method::GanImage | Method::GanFromEmbedding
+            Method::Composition
+                | Method::Gan
+                | Method::GanImage
+                | Method::GanFromEmbedding
+                | Method::Head
         );
         let has = Tensor::full(
             [b, 1],
@@ -159,6 +179,14 @@ fn queries(
         let q = tch::no_grad(|| -> Result<Tensor> {
             Ok(match method {
                 Method::TextOnly | Method::Composition => model.compose_tensor(&es, &has, &texts),
+                Method::Head | Method::HeadTextOnly => match head {
+                    Some(h) => h.embed(model, &es, &has, &texts),
+                    None => {
+                        return Err(crate::error::ModelError::Data(
+                            "no ablation head to rank by".into(),
+                        ));
+                    }
+                },
                 Method::GanImage => {
                     model
                         .generate_tensor_parts(
@@ -188,13 +216,21 @@ fn queries(
     Ok(out)
 }
 
-/// Recall@K of every method on up to `max_queries` validation pairs (0: all).
-pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<EvalReport> {
-    let mut pairs: Vec<PairRef> = data.val.clone();
+/// Recall@K of every method on up to `max_queries` pairs of the held-out `split` (0: all),
+/// each ranked over that split's images of its category: images no loss of training looked at.
+/// With the ablation's `head`, its rows too.
+pub fn evaluate(
+    model: &Model,
+    data: &Dataset,
+    split: Split,
+    max_queries: usize,
+    head: Option<&DirectHead>,
+) -> Result<EvalReport> {
+    let mut pairs: Vec<PairRef> = data.pairs(split).to_vec();
     if max_queries > 0 {
         pairs.truncate(max_queries);
     }
-    let gallery = data.gallery(Split::Val);
+    let gallery = data.gallery(split);
     let mut gallery_emb = std::collections::HashMap::new();
     for (cat, idx) in &gallery {
         gallery_emb.insert(cat.clone(), (idx.clone(), embed(model, data, idx)?));
@@ -203,8 +239,13 @@ pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<Eva
     let source_emb = embed(model, data, &sources)?;
     let mut methods = Vec::new();
     let mut gallery_total = 0usize;
-    for method in Method::ALL {
-        let q = queries(model, data, method, &pairs, &source_emb)?;
+    let heads = [Method::Head, Method::HeadTextOnly];
+    let methods_run = Method::ALL
+        .iter()
+        .chain(head.map_or(&[][..], |_| &heads[..]))
+        .copied();
+    for method in methods_run {
+        let q = queries(model, data, method, &pairs, &source_emb, head)?;
         let mut hits = [0usize; KS.len()];
         gallery_total = 0;
         for (p, qv) in pairs.iter().zip(&q) {
@@ -239,6 +280,7 @@ pub fn evaluate(model: &Model, data: &Dataset, max_queries: usize) -> Result<Eva
         });
     }
     Ok(EvalReport {
+        split,
         queries: pairs.len(),
         mean_gallery: gallery_total as f64 / pairs.len().max(1) as f64,
         methods,
@@ -253,10 +295,14 @@ pub const PAGE: usize = 10;
 /// How the headline queries are drawn.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WishEvalConfig {
-    /// Reference products per category (validation images where the data has a split).
+    /// Reference products per category, from the evaluated split.
     pub references_per_category: usize,
-    /// Phrasings of each headline wish.
+    /// Phrasings of each headline wish in the caption templates' words, and as many again in a
+    /// shopper's words ([`synthsearch_data::wishes::shopper_phrasings`]) where those are known.
     pub phrasings: usize,
+    /// The held-out split whose images are the gallery and the references: validation while
+    /// training (what a tuning decision may read), test for the reported figure.
+    pub split: Split,
 }
 
 impl Default for WishEvalConfig {
@@ -264,8 +310,54 @@ impl Default for WishEvalConfig {
         WishEvalConfig {
             references_per_category: 4,
             phrasings: 2,
+            split: Split::Val,
         }
     }
+}
+
+/// Wish precision of a group of queries, each method beside the ceiling: the mean of the best
+/// page the gallery allows (`min(10, products that honour the query) / 10`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WishGroup {
+    pub queries_with_image: usize,
+    pub queries_text_only: usize,
+    pub precision: Vec<(Method, f64)>,
+    pub ceiling_with_image: f64,
+    pub ceiling_text_only: f64,
+}
+
+impl WishGroup {
+    pub fn precision(&self, method: Method) -> Option<f64> {
+        self.precision
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, p)| *p)
+    }
+
+    /// The ceiling of a method's queries (with a reference or text only).
+    pub fn ceiling(&self, method: Method) -> f64 {
+        if TEXT_METHODS.contains(&method) || method == Method::HeadTextOnly {
+            self.ceiling_text_only
+        } else {
+            self.ceiling_with_image
+        }
+    }
+}
+
+/// What the independent judge ([`crate::judge::Judge`]) reads from the synthesized images.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fidelity {
+    /// Share of images (with a reference) in which the judge reads every asked value.
+    pub with_image: f64,
+    /// The same, text only.
+    pub text_only: f64,
+    /// Share of images (with a reference) whose category the judge reads as the reference's:
+    /// the product kept its kind.
+    pub kept_category: Option<f64>,
+    /// Per attribute the judge reads: (name, share of synthesized images that show the asked
+    /// value where it was asked, with a reference and text only together, the judge's own
+    /// accuracy on held-out real images).
+    pub by_attribute: Vec<(String, Option<f64>, f64)>,
 }
 
 /// One headline wish's figures.
@@ -276,74 +368,97 @@ pub struct WishRow {
     /// The first phrasing.
     pub text: String,
     /// Wish precision@10 of the GAN from a reference image, of the composition, and text only
-    /// (the GAN without a reference).
+    /// (the GAN without a reference), and the ceiling of the queries with a reference.
     pub gan: f64,
     pub composition: f64,
     pub text_only: f64,
-    /// Share of the GAN's images (with a reference) that show the asked colour; None when the
-    /// wish asks no colour.
-    pub colour_fidelity: Option<f64>,
+    pub ceiling: f64,
+    /// Share of the GAN's images (with a reference) in which the judge reads every asked value.
+    pub fidelity: Option<f64>,
 }
 
-/// Search quality as a shopper judges it, on the fixed headline queries: every colour, material
-/// and pattern, and two-attribute wishes, from references of each category, in several
-/// phrasings, ranked over the whole catalog.
+/// Search quality as a shopper judges it, on the fixed headline queries (every colour,
+/// material and pattern, and two-attribute wishes) from held-out references of each category,
+/// in the caption templates' words and in a shopper's, ranked over the held-out images of one
+/// split: no image the model trained on is a reference or on a page, and no reference already
+/// has what its wish asks.
 #[derive(Clone, Debug, Serialize)]
 pub struct WishReport {
+    pub split: Split,
     pub gallery: usize,
-    pub queries_with_image: usize,
-    pub queries_text_only: usize,
-    /// Wish precision@10 by method: the mean share of a page that has every value the wish asks
-    /// for and the reference's category (text only: every asked value).
-    pub precision: Vec<(Method, f64)>,
-    /// Share of synthesized images whose garment colour (read from the pixels) is the asked
-    /// colour, with a reference and text only.
-    pub colour_fidelity: Option<f64>,
-    pub colour_fidelity_text_only: Option<f64>,
-    /// The same colour reading on the catalog's own images: how far the reading can be trusted.
-    pub colour_reading_on_catalog: Option<f64>,
+    /// Every query.
+    pub all: WishGroup,
+    /// Queries whose every word the training captions use.
+    pub seen_words: WishGroup,
+    /// Queries with a word no training caption uses.
+    pub unseen_words: WishGroup,
+    /// Reference queries left out because the reference already has what the wish asks.
+    pub left_out: usize,
+    pub fidelity: Option<Fidelity>,
     pub wishes: Vec<WishRow>,
 }
 
 impl WishReport {
+    /// Wish precision@10 of a method over every query.
     pub fn precision(&self, method: Method) -> Option<f64> {
-        self.precision
-            .iter()
-            .find(|(m, _)| *m == method)
-            .map(|(_, p)| *p)
+        self.all.precision(method)
     }
 
-    /// Markdown tables: the summary, then each wish.
+    /// Markdown tables: the summary (every query, then by whether the training captions use
+    /// the query's words), the judge's reading, then each wish.
     pub fn table(&self) -> String {
-        let mut s = format!(
-            "{} queries with a reference image, {} text only, ranked over {} products\n\n\
-             | method | wish precision@{PAGE} |\n| --- | ---: |\n",
-            self.queries_with_image, self.queries_text_only, self.gallery
-        );
-        for (m, p) in &self.precision {
-            s.push_str(&format!("| {} | {p:.3} |\n", m.name()));
-        }
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-        s.push_str(&format!(
-            "\ncolour fidelity of the synthesized images: {} with a reference, {} text only \
-             (the same reading on the catalog's own images: {})\n\n",
-            f(self.colour_fidelity),
-            f(self.colour_fidelity_text_only),
-            f(self.colour_reading_on_catalog)
-        ));
+        let mut s = format!(
+            "{} queries with a reference image, {} text only ({} in words no training caption \
+             uses), ranked over the {} held-out products of the {} split; {} reference queries \
+             left out (the reference already had the asked values)\n\n\
+             | method | wish precision@{PAGE} | ceiling | share of ceiling | seen words | unseen words |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: |\n",
+            self.all.queries_with_image,
+            self.all.queries_text_only,
+            self.unseen_words.queries_with_image + self.unseen_words.queries_text_only,
+            self.gallery,
+            self.split.name(),
+            self.left_out
+        );
+        for (m, p) in &self.all.precision {
+            let c = self.all.ceiling(*m);
+            s.push_str(&format!(
+                "| {} | {p:.3} | {c:.3} | {} | {} | {} |\n",
+                m.name(),
+                f((c > 0.0).then(|| p / c)),
+                f(self.seen_words.precision(*m)),
+                f(self.unseen_words.precision(*m)),
+            ));
+        }
+        if let Some(j) = &self.fidelity {
+            s.push_str(&format!(
+                "\nthe independent judge reads every asked value in {} of the synthesized images \
+                 with a reference, {} text only; the reference's category kept in {}\n\n\
+                 | attribute | asked value read in synthesized images | judge's accuracy on held-out real images |\n\
+                 | --- | ---: | ---: |\n",
+                f(Some(j.with_image)),
+                f(Some(j.text_only)),
+                f(j.kept_category)
+            ));
+            for (name, read, acc) in &j.by_attribute {
+                s.push_str(&format!("| {name} | {} | {acc:.3} |\n", f(*read)));
+            }
+        }
         s.push_str(
-            "| wish | asks | GAN | composition | text only | colour fidelity |\n\
-             | --- | --- | ---: | ---: | ---: | ---: |\n",
+            "\n| wish | asks | GAN | composition | text only | ceiling | judge reads it |\n\
+             | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for w in &self.wishes {
             s.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {:.2} | {} |\n",
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
                 w.text,
                 w.asked,
                 w.gan,
                 w.composition,
                 w.text_only,
-                f(w.colour_fidelity)
+                w.ceiling,
+                f(w.fidelity)
             ));
         }
         s
@@ -355,47 +470,120 @@ struct WishQuery {
     wish: usize,
     reference: Option<usize>,
     words: Vec<String>,
+    /// A word of it that no training caption uses.
+    unseen: bool,
+    /// The best page the gallery allows, as a share of [`PAGE`].
+    ceiling: f64,
 }
 
-/// Evenly spread reference products of each category (validation images where there are any).
-fn references(data: &Dataset, per_category: usize) -> Vec<usize> {
-    let mut cats: Vec<&String> = data.categories.iter().collect();
+/// Evenly spread reference products of each category among `pool`.
+fn references(data: &Dataset, pool: &[usize], per_category: usize) -> Vec<usize> {
+    let mut cats: Vec<&String> = pool.iter().map(|&i| &data.categories[i]).collect();
     cats.sort();
     cats.dedup();
     let mut out = Vec::new();
     for cat in cats {
-        let of = |split: Option<Split>| -> Vec<usize> {
-            (0..data.len())
-                .filter(|&i| {
-                    &data.categories[i] == cat && split.is_none_or(|s| data.splits[i] == s)
-                })
-                .collect()
-        };
-        let mut pool = of(Some(Split::Val));
-        if pool.is_empty() {
-            pool = of(None);
-        }
-        let k = per_category.min(pool.len());
-        out.extend((0..k).map(|j| pool[j * pool.len() / k]));
+        let of: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|&i| &data.categories[i] == cat)
+            .collect();
+        let k = per_category.min(of.len());
+        out.extend((0..k).map(|j| of[j * of.len() / k]));
     }
     out
 }
 
-fn to_image(chw: &[f32], size: usize) -> Result<image::RgbImage> {
-    synthsearch_data::image_io::from_chw(chw, size as u32)
-        .map_err(|e| crate::error::ModelError::Data(e.to_string()))
+/// Every word of the training pairs' captions.
+pub fn training_vocabulary(data: &Dataset) -> std::collections::HashSet<String> {
+    data.train
+        .iter()
+        .flat_map(|p| p.captions.iter().flatten().cloned())
+        .collect()
 }
 
-/// Wish precision@10 and image fidelity on the headline queries; `None` when the data has no
-/// attribute values to check a wish against.
+const IMAGE_METHODS: [Method; 4] = [
+    Method::ImageOnly,
+    Method::Composition,
+    Method::Gan,
+    Method::GanImage,
+];
+const TEXT_METHODS: [Method; 2] = [Method::TextOnly, Method::GanTextOnly];
+
+/// Sums of a [`WishGroup`] as queries come.
+#[derive(Default)]
+struct GroupSums {
+    with_image: usize,
+    text_only: usize,
+    ceiling: [f64; 2],
+    sums: Vec<(Method, f64, usize)>,
+}
+
+impl GroupSums {
+    fn new() -> GroupSums {
+        GroupSums {
+            sums: IMAGE_METHODS
+                .iter()
+                .chain(&TEXT_METHODS)
+                .chain(&[Method::Head, Method::HeadTextOnly])
+                .map(|&m| (m, 0.0, 0))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn query(&mut self, q: &WishQuery) {
+        if q.reference.is_some() {
+            self.with_image += 1;
+            self.ceiling[0] += q.ceiling;
+        } else {
+            self.text_only += 1;
+            self.ceiling[1] += q.ceiling;
+        }
+    }
+
+    fn add(&mut self, m: Method, p: f64) {
+        if let Some(e) = self.sums.iter_mut().find(|e| e.0 == m) {
+            e.1 += p;
+            e.2 += 1;
+        }
+    }
+
+    fn finish(self) -> WishGroup {
+        let mean = |a: f64, n: usize| if n > 0 { a / n as f64 } else { 0.0 };
+        WishGroup {
+            queries_with_image: self.with_image,
+            queries_text_only: self.text_only,
+            precision: self
+                .sums
+                .into_iter()
+                .filter(|(_, _, n)| *n > 0)
+                .map(|(m, sum, n)| (m, sum / n as f64))
+                .collect(),
+            ceiling_with_image: mean(self.ceiling[0], self.with_image),
+            ceiling_text_only: mean(self.ceiling[1], self.text_only),
+        }
+    }
+}
+
+/// Wish precision@10 beside its ceiling on the headline queries, over the held-out images of
+/// `cfg.split`, and, given a judge trained on held-out real images ([`held_out_judge`]), what it
+/// reads from the synthesized images. `None` when the data has no attribute values to check a
+/// wish against or the split has no images.
 pub fn evaluate_wishes(
     model: &Model,
     data: &Dataset,
     cfg: &WishEvalConfig,
+    judge: Option<&JudgeReading>,
+    head: Option<&DirectHead>,
 ) -> Result<Option<WishReport>> {
     let Some(table) = &data.attributes else {
         return Ok(None);
     };
+    let pool = data.images_in(cfg.split);
+    if pool.is_empty() {
+        return Ok(None);
+    }
     let wishes =
         synthsearch_data::wishes::headline_wishes(&table.columns, &table.values, cfg.phrasings);
     // The asked values as codes; a wish whose value no product has is left out.
@@ -408,89 +596,99 @@ pub fn evaluate_wishes(
                 .collect()
         })
         .collect();
-    let refs = references(data, cfg.references_per_category.max(1));
+    let vocabulary = training_vocabulary(data);
+    let refs = references(data, &pool, cfg.references_per_category.max(1));
+    // The gallery's products that honour a wish, by (wish, category or none).
+    let mut honouring: std::collections::HashMap<(usize, Option<u32>), usize> = Default::default();
+    let mut count = |w: usize, want: &[(usize, u32)], reference: Option<usize>| -> usize {
+        let key = (w, reference.map(|r| data.category_codes[r]));
+        *honouring.entry(key).or_insert_with(|| {
+            pool.iter()
+                .filter(|&&i| data.honours(i, want, reference))
+                .count()
+        })
+    };
     let mut queries = Vec::new();
+    let mut left_out = 0;
     for (w, wish) in wishes.iter().enumerate() {
-        if asked[w].is_none() {
-            continue;
-        }
-        for text in &wish.texts {
+        let Some(want) = &asked[w] else { continue };
+        let shopper =
+            synthsearch_data::wishes::shopper_phrasings(&table.columns, &wish.asked, cfg.phrasings);
+        for text in wish.texts.iter().chain(&shopper) {
             let words = crate::text::words(text);
+            let unseen = words.iter().any(|w| !vocabulary.contains(w));
+            let ceiling = |n: usize| n.min(PAGE) as f64 / PAGE as f64;
             queries.push(WishQuery {
                 wish: w,
                 reference: None,
                 words: words.clone(),
+                unseen,
+                ceiling: ceiling(count(w, want, None)),
             });
             for &r in &refs {
+                if table.honours(r, want) {
+                    left_out += 1;
+                    continue;
+                }
+                // The reference itself is never on its page, and it does not honour the wish.
                 queries.push(WishQuery {
                     wish: w,
                     reference: Some(r),
                     words: words.clone(),
+                    unseen,
+                    ceiling: ceiling(count(w, want, Some(r))),
                 });
             }
         }
     }
     let dev = model.device();
-    let all: Vec<usize> = (0..data.len()).collect();
-    let gallery = embed(model, data, &all)?;
+    let gallery = embed(model, data, &pool)?;
     let d = model.embed_dim();
     let flat: Vec<f32> = gallery.iter().flatten().copied().collect();
     let g = Tensor::from_slice(&flat)
-        .view([data.len() as i64, d as i64])
+        .view([pool.len() as i64, d as i64])
         .to_device(dev);
-
-    // The colour column and its named colours, for fidelity.
-    let colour_col = table.columns.iter().position(|c| {
-        synthsearch_data::wishes::kind_of(c) == Some(synthsearch_data::AttributeKind::Colour)
-    });
-    let palette: Vec<synthsearch_data::Colour> = colour_col
-        .map(|c| {
-            table.values[c]
-                .iter()
-                .filter_map(|v| synthsearch_data::Colour::parse(v).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let asked_colour = |w: usize| -> Option<synthsearch_data::Colour> {
-        let c = colour_col?;
-        let (_, code) = asked[w].as_ref()?.iter().find(|(col, _)| *col == c)?;
-        synthsearch_data::Colour::parse(&table.values[c][*code as usize]).ok()
-    };
-
-    let methods_image = [
-        Method::ImageOnly,
-        Method::Composition,
-        Method::Gan,
-        Method::GanImage,
-    ];
-    let methods_text = [Method::TextOnly, Method::GanTextOnly];
-    // Per method: (sum of precision, count); per wish and method likewise; fidelity counts.
-    let mut sums: Vec<(Method, f64, usize)> = methods_image
+    let position: std::collections::HashMap<usize, i64> = pool
         .iter()
-        .chain(&methods_text)
-        .map(|&m| (m, 0.0, 0))
+        .enumerate()
+        .map(|(j, &i)| (i, j as i64))
         .collect();
+    let page = PAGE.min(pool.len()) as i64;
+
+    let (mut all, mut seen, mut unseen) = (GroupSums::new(), GroupSums::new(), GroupSums::new());
+    for q in &queries {
+        all.query(q);
+        if q.unseen {
+            unseen.query(q);
+        } else {
+            seen.query(q);
+        }
+    }
     let mut per_wish = vec![[(0.0f64, 0usize); 3]; wishes.len()];
-    let mut fidelity = vec![(0usize, 0usize); wishes.len()];
-    let mut fidelity_text = (0usize, 0usize);
-    let s = model.image_size();
+    let mut ceiling_wish = vec![(0.0f64, 0usize); wishes.len()];
+    // Judge: per query whether every asked value is read, per head (read right, asked).
+    let heads = judge.map_or(0, |j| j.judge.heads().len());
+    let mut read_all = [(0usize, 0usize); 2];
+    let mut read_wish = vec![(0usize, 0usize); wishes.len()];
+    let mut read_head = vec![(0usize, 0usize); heads];
+    let mut kept = (0usize, 0usize);
     for chunk in queries.chunks(128) {
         let b = chunk.len() as i64;
-        let with_image: Vec<bool> = chunk.iter().map(|q| q.reference.is_some()).collect();
-        let ref_idx: Vec<usize> = chunk.iter().map(|q| q.reference.unwrap_or(0)).collect();
-        let es = g.index_select(
-            0,
-            &Tensor::from_slice(&ref_idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                .to_device(dev),
-        );
-        let hasv: Vec<f32> = with_image
+        let ref_idx: Vec<usize> = chunk
             .iter()
-            .map(|&h| if h { 1.0 } else { 0.0 })
+            .map(|q| q.reference.unwrap_or(pool[0]))
+            .collect();
+        let ref_rows: Vec<i64> = ref_idx.iter().map(|i| position[i]).collect();
+        let es = g.index_select(0, &Tensor::from_slice(&ref_rows).to_device(dev));
+        let hasv: Vec<f32> = chunk
+            .iter()
+            .map(|q| if q.reference.is_some() { 1.0 } else { 0.0 })
             .collect();
         let has = Tensor::from_slice(&hasv).view([b, 1]).to_device(dev);
         let es = &es * &has;
         let px = data.batch(&ref_idx).to_device(dev) * has.view([b, 1, 1, 1]);
         let texts: Vec<Vec<String>> = chunk.iter().map(|q| q.words.clone()).collect();
+        let head_emb = head.map(|h| h.embed(model, &es, &has, &texts));
         let (composed, gan_img, gan_emb, image_emb) =
             tch::no_grad(|| -> Result<(Tensor, Tensor, Tensor, Tensor)> {
                 let c = model.compose_tensor(&es, &has, &texts);
@@ -504,10 +702,18 @@ pub fn evaluate_wishes(
                 let emb = model.expand(image_emb.shallow_clone(), || c.shallow_clone());
                 Ok((c, img, emb, image_emb))
             })?;
-        let images = Vec::<f32>::try_from(&gan_img.to_device(Device::Cpu).flatten(0, -1))?;
-        for (m, sum, count) in sums.iter_mut() {
+        let head_methods = [Method::Head, Method::HeadTextOnly];
+        let extra = if head_emb.is_some() {
+            &head_methods[..]
+        } else {
+            &[][..]
+        };
+        for m in IMAGE_METHODS.iter().chain(&TEXT_METHODS).chain(extra) {
             let q = match m {
                 Method::ImageOnly => es.shallow_clone(),
+                Method::Head | Method::HeadTextOnly => {
+                    head_emb.as_ref().expect("with a head").shallow_clone()
+                }
                 Method::Composition | Method::TextOnly => composed.shallow_clone(),
                 Method::GanImage => image_emb.shallow_clone(),
                 _ => gan_emb.shallow_clone(),
@@ -518,27 +724,29 @@ pub fn evaluate_wishes(
                 if let Some(r) = qq.reference {
                     let _ = scores
                         .get(row as i64)
-                        .get(r as i64)
+                        .get(position[&r])
                         .fill_(f64::NEG_INFINITY);
                 }
             }
-            let (_, top) = scores.topk(PAGE as i64, -1, true, true);
+            let (_, top) = scores.topk(page, -1, true, true);
             let top = Vec::<i64>::try_from(&top.to_device(Device::Cpu).flatten(0, -1))?;
+            let image_method = IMAGE_METHODS.contains(m) || *m == Method::Head;
             for (row, qq) in chunk.iter().enumerate() {
-                let image_method = methods_image.contains(m);
                 if image_method != qq.reference.is_some() {
                     continue;
                 }
-                let Some(want) = &asked[qq.wish] else {
-                    continue;
-                };
-                let honoured = top[row * PAGE..(row + 1) * PAGE]
+                let want = asked[qq.wish].as_ref().expect("queries have asked codes");
+                let honoured = top[row * page as usize..(row + 1) * page as usize]
                     .iter()
-                    .filter(|&&i| data.honours(i as usize, want, qq.reference))
+                    .filter(|&&j| data.honours(pool[j as usize], want, qq.reference))
                     .count();
                 let p = honoured as f64 / PAGE as f64;
-                *sum += p;
-                *count += 1;
+                all.add(*m, p);
+                if qq.unseen {
+                    unseen.add(*m, p);
+                } else {
+                    seen.add(*m, p);
+                }
                 let slot = match m {
                     Method::Gan => Some(0),
                     Method::Composition => Some(1),
@@ -549,54 +757,80 @@ pub fn evaluate_wishes(
                     per_wish[qq.wish][k].0 += p;
                     per_wish[qq.wish][k].1 += 1;
                 }
+                if *m == Method::Gan {
+                    ceiling_wish[qq.wish].0 += qq.ceiling;
+                    ceiling_wish[qq.wish].1 += 1;
+                }
             }
         }
-        let per = 3 * s * s;
-        for (row, qq) in chunk.iter().enumerate() {
-            let Some(colour) = asked_colour(qq.wish) else {
-                continue;
-            };
-            let img = to_image(&images[row * per..(row + 1) * per], s)?;
-            let ok = synthsearch_data::measure::garment_colour(&img, &palette) == Some(colour);
-            let slot = if qq.reference.is_some() {
-                &mut fidelity[qq.wish]
-            } else {
-                &mut fidelity_text
-            };
-            slot.0 += usize::from(ok);
-            slot.1 += 1;
+        if let Some(j) = judge {
+            let reads = j.judge.read(&gan_img)?;
+            for (qq, read) in chunk.iter().zip(&reads) {
+                let want = asked[qq.wish].as_ref().expect("queries have asked codes");
+                let mut every = true;
+                for (h, head) in j.judge.heads().iter().enumerate() {
+                    match head.column {
+                        Some(c) => {
+                            if let Some(&(_, code)) = want.iter().find(|(col, _)| *col == c) {
+                                let ok = read[h] == code;
+                                read_head[h].0 += usize::from(ok);
+                                read_head[h].1 += 1;
+                                every &= ok;
+                            }
+                        }
+                        None => {
+                            if let Some(r) = qq.reference {
+                                kept.0 += usize::from(read[h] == data.category_codes[r]);
+                                kept.1 += 1;
+                            }
+                        }
+                    }
+                }
+                // A wish asks values the judge may not read (a column with one value among the
+                // held-out images): those count as not shown.
+                every &= want
+                    .iter()
+                    .all(|(c, _)| j.judge.heads().iter().any(|h| h.column == Some(*c)));
+                let slot = usize::from(qq.reference.is_none());
+                read_all[slot].0 += usize::from(every);
+                read_all[slot].1 += 1;
+                if qq.reference.is_some() {
+                    read_wish[qq.wish].0 += usize::from(every);
+                    read_wish[qq.wish].1 += 1;
+                }
+            }
         }
     }
     let share = |(a, n): (usize, usize)| (n > 0).then(|| a as f64 / n as f64);
-    let total_fidelity = fidelity
-        .iter()
-        .fold((0, 0), |acc, f| (acc.0 + f.0, acc.1 + f.1));
-    // The reading on up to 2,000 catalog images, evenly spread.
-    let reading = match colour_col {
-        Some(c) if !palette.is_empty() => {
-            let step = data.len().div_ceil(2000).max(1);
-            let mut hits = (0, 0);
-            for i in (0..data.len()).step_by(step) {
-                let Some(truth) = table
-                    .value(i, c)
-                    .and_then(|v| synthsearch_data::Colour::parse(v).ok())
-                else {
-                    continue;
-                };
-                let chw = Vec::<f32>::try_from(&data.batch(&[i]).flatten(0, -1))?;
-                let seen = synthsearch_data::measure::garment_colour(&to_image(&chw, s)?, &palette);
-                hits.0 += usize::from(seen == Some(truth));
-                hits.1 += 1;
-            }
-            share(hits)
-        }
-        _ => None,
-    };
     let mean = |(a, n): (f64, usize)| if n > 0 { a / n as f64 } else { 0.0 };
+    let fidelity = judge.map(|j| Fidelity {
+        with_image: share(read_all[0]).unwrap_or(0.0),
+        text_only: share(read_all[1]).unwrap_or(0.0),
+        kept_category: share(kept),
+        by_attribute: j
+            .judge
+            .heads()
+            .iter()
+            .enumerate()
+            .map(|(h, head)| {
+                let acc = j
+                    .accuracy
+                    .iter()
+                    .find(|(n, _)| *n == head.name)
+                    .map_or(f64::NAN, |(_, a)| *a);
+                let read = if head.column.is_some() {
+                    share(read_head[h])
+                } else {
+                    share(kept)
+                };
+                (head.name.clone(), read, acc)
+            })
+            .collect(),
+    });
     let rows = wishes
         .iter()
         .enumerate()
-        .filter(|(w, _)| asked[*w].is_some())
+        .filter(|(w, _)| asked[*w].is_some() && ceiling_wish[*w].1 > 0)
         .map(|(w, wish)| WishRow {
             asked: wish
                 .asked
@@ -608,22 +842,69 @@ pub fn evaluate_wishes(
             gan: mean(per_wish[w][0]),
             composition: mean(per_wish[w][1]),
             text_only: mean(per_wish[w][2]),
-            colour_fidelity: share(fidelity[w]),
+            ceiling: mean(ceiling_wish[w]),
+            fidelity: judge.and_then(|_| share(read_wish[w])),
         })
         .collect();
     Ok(Some(WishReport {
-        gallery: data.len(),
-        queries_with_image: queries.iter().filter(|q| q.reference.is_some()).count(),
-        queries_text_only: queries.iter().filter(|q| q.reference.is_none()).count(),
-        precision: sums
-            .into_iter()
-            .map(|(m, sum, n)| (m, if n > 0 { sum / n as f64 } else { 0.0 }))
-            .collect(),
-        colour_fidelity: share(total_fidelity),
-        colour_fidelity_text_only: share(fidelity_text),
-        colour_reading_on_catalog: reading,
+        split: cfg.split,
+        gallery: pool.len(),
+        all: all.finish(),
+        seen_words: seen.finish(),
+        unseen_words: unseen.finish(),
+        left_out,
+        fidelity,
         wishes: rows,
     }))
+}
+
+/// An independent judge of synthesized images and its own accuracy on real ones.
+pub struct JudgeReading {
+    pub judge: crate::judge::Judge,
+    /// Accuracy per head on held-out real images it did not train on.
+    pub accuracy: Vec<(String, f64)>,
+    /// Images it trained on and was measured on.
+    pub trained_on: usize,
+    pub measured_on: usize,
+}
+
+/// A judge trained on held-out real images only (validation and test, never a training
+/// image of the model), every other one of them, and measured on the rest. `None` where the
+/// data has no attributes or too few held-out images (fewer than 20).
+pub fn held_out_judge(
+    data: &Dataset,
+    cfg: &crate::judge::JudgeConfig,
+    device: Device,
+) -> Result<Option<JudgeReading>> {
+    if data.attributes.is_none() {
+        return Ok(None);
+    }
+    let mut held: Vec<usize> = data.images_in(Split::Val);
+    held.extend(data.images_in(Split::Test));
+    held.sort_unstable();
+    if held.len() < 20 {
+        return Ok(None);
+    }
+    // Alternate by a hash of the id, so neither half leans to a category or a split.
+    let (fit, measure): (Vec<usize>, Vec<usize>) = held
+        .iter()
+        .partition(|&&i| crate::rng::fnv1a64(data.ids[i].as_bytes()).is_multiple_of(2));
+    if fit.is_empty() || measure.is_empty() {
+        return Ok(None);
+    }
+    let judge = crate::judge::Judge::train(data, &fit, cfg, device)?;
+    let accuracy = judge.accuracy(data, &measure)?;
+    Ok(Some(JudgeReading {
+        judge,
+        accuracy,
+        trained_on: fit.len(),
+        measured_on: measure.len(),
+    }))
+}
+
+fn to_image(chw: &[f32], size: usize) -> Result<image::RgbImage> {
+    synthsearch_data::image_io::from_chw(chw, size as u32)
+        .map_err(|e| crate::error::ModelError::Data(e.to_string()))
 }
 
 // ---- a picture of what the generator does ---------------------------------------------------

@@ -13,8 +13,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::Result;
-use crate::eval::{EvalReport, KS, Method, WishEvalConfig, WishReport, evaluate, evaluate_wishes};
+use synthsearch_data::Split;
+
+use crate::eval::{
+    EvalReport, JudgeReading, KS, Method, WishEvalConfig, WishGroup, WishReport, evaluate,
+    evaluate_wishes, held_out_judge,
+};
+use crate::judge::JudgeConfig;
 use crate::model::Model;
+use crate::train::DirectHead;
 
 fn round4(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
@@ -45,6 +52,7 @@ impl EvalReport {
         }
         serde_json::json!({
             "step": step,
+            "split": self.split.name(),
             "queries": self.queries,
             "gallery": (self.mean_gallery * 10.0).round() / 10.0,
             "recall": methods,
@@ -52,21 +60,56 @@ impl EvalReport {
     }
 }
 
+fn group_json(g: &WishGroup) -> serde_json::Value {
+    let precision: serde_json::Map<String, serde_json::Value> = g
+        .precision
+        .iter()
+        .map(|(m, p)| (method_key(*m), serde_json::json!(round4(*p))))
+        .collect();
+    serde_json::json!({
+        "queries": g.queries_with_image + g.queries_text_only,
+        "precision_at_10": precision,
+        "ceiling_at_10": {
+            "with_image": round4(g.ceiling_with_image),
+            "text_only": round4(g.ceiling_text_only),
+        },
+    })
+}
+
 impl WishReport {
-    /// `{"queries", "precision_at_10": {method: p}, "colour_fidelity", ...}`.
+    /// `{"split", "gallery", "queries", "precision_at_10": {method: p}, "ceiling_at_10":
+    /// {"with_image", "text_only"}, "seen_words": {..}, "unseen_words": {..}, "left_out",
+    /// "fidelity": {"with_image", "text_only", "kept_category", "by_attribute": {name: {"read",
+    /// "judge_accuracy"}}}}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let precision: serde_json::Map<String, serde_json::Value> = self
-            .precision
-            .iter()
-            .map(|(m, p)| (method_key(*m), serde_json::json!(round4(*p))))
-            .collect();
-        serde_json::json!({
-            "queries": self.queries_with_image + self.queries_text_only,
-            "precision_at_10": precision,
-            "colour_fidelity": self.colour_fidelity.map(round4),
-            "colour_fidelity_text_only": self.colour_fidelity_text_only.map(round4),
-            "colour_reading_on_catalog": self.colour_reading_on_catalog.map(round4),
-        })
+        let mut out = group_json(&self.all);
+        out["split"] = self.split.name().into();
+        out["gallery"] = self.gallery.into();
+        out["left_out"] = self.left_out.into();
+        out["seen_words"] = group_json(&self.seen_words);
+        out["unseen_words"] = group_json(&self.unseen_words);
+        if let Some(f) = &self.fidelity {
+            let by: serde_json::Map<String, serde_json::Value> = f
+                .by_attribute
+                .iter()
+                .map(|(n, read, acc)| {
+                    (
+                        n.clone(),
+                        serde_json::json!({
+                            "read": read.map(round4),
+                            "judge_accuracy": acc.is_finite().then(|| round4(*acc)),
+                        }),
+                    )
+                })
+                .collect();
+            out["fidelity"] = serde_json::json!({
+                "with_image": round4(f.with_image),
+                "text_only": round4(f.text_only),
+                "kept_category": f.kept_category.map(round4),
+                "by_attribute": by,
+            });
+        }
+        out
     }
 }
 
@@ -146,18 +189,21 @@ impl EvalPoint {
         out
     }
 
-    /// Colour fidelity of the synthesized images (with a reference), where measured.
-    pub fn colour_fidelity(&self) -> Option<f64> {
+    /// Share of synthesized images (with a reference) in which the independent judge reads
+    /// every asked value, where measured.
+    pub fn fidelity(&self) -> Option<f64> {
         self.recall
-            .pointer("/wishes/colour_fidelity")
+            .pointer("/wishes/fidelity/with_image")
             .and_then(|v| v.as_f64())
     }
 }
 
-/// How an evaluation during training samples: the first `queries` validation pairs (the same
-/// ones every time) and the headline wishes drawn as `wishes` says (None: Recall@K only).
+/// How an evaluation samples: the first `queries` pairs of `split` (the same ones every time)
+/// and the headline wishes drawn as `wishes` says (None: Recall@K only), over that split's
+/// held-out images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalSample {
+    pub split: Split,
     pub queries: usize,
     pub wishes: Option<WishEvalConfig>,
 }
@@ -167,10 +213,12 @@ impl Default for EvalSample {
     /// one phrasing of each headline wish.
     fn default() -> Self {
         EvalSample {
+            split: Split::Val,
             queries: 200,
             wishes: Some(WishEvalConfig {
                 references_per_category: 2,
                 phrasings: 1,
+                split: Split::Val,
             }),
         }
     }
@@ -187,13 +235,7 @@ pub fn evaluate_point(
     losses: BTreeMap<String, f64>,
 ) -> Result<EvalPoint> {
     let started = std::time::Instant::now();
-    let report = evaluate(model, data, sample.queries)?;
-    let mut recall = report.to_json(step);
-    if let Some(cfg) = &sample.wishes
-        && let Some(w) = evaluate_wishes(model, data, cfg)?
-    {
-        recall["wishes"] = w.to_json();
-    }
+    let recall = evaluate_json(model, data, sample, step, None, None)?;
     Ok(EvalPoint {
         step,
         stage: stage.to_string(),
@@ -201,6 +243,72 @@ pub fn evaluate_point(
         losses,
         recall,
     })
+}
+
+/// Recall@K and, where `sample` asks, the headline wishes (read by `judge` where given), as
+/// JSON ([`EvalReport::to_json`] with `"wishes"`: [`WishReport::to_json`]).
+fn evaluate_json(
+    model: &Model,
+    data: &Dataset,
+    sample: &EvalSample,
+    step: u64,
+    judge: Option<&JudgeReading>,
+    head: Option<&DirectHead>,
+) -> Result<serde_json::Value> {
+    let report = evaluate(model, data, sample.split, sample.queries, head)?;
+    let mut recall = report.to_json(step);
+    if let Some(cfg) = &sample.wishes {
+        let cfg = WishEvalConfig {
+            split: sample.split,
+            ..cfg.clone()
+        };
+        if let Some(w) = evaluate_wishes(model, data, &cfg, judge, head)? {
+            recall["wishes"] = w.to_json();
+        }
+    }
+    Ok(recall)
+}
+
+/// The figures reported for a trained model, the same in `synth eval` and in the database's
+/// `synth_jobs.recall`: Recall@K on up to `queries` validation pairs and every headline wish
+/// over the validation split's images, then the same on the test split under `"test"` (a split
+/// no decision of training or tuning reads), the synthesized images read by a judge trained on
+/// held-out real images (`"judge"`: how many it trained and was measured on); with the
+/// ablation's `head`, its rows beside the GAN's.
+pub fn final_evaluation(
+    model: &Model,
+    data: &Dataset,
+    queries: usize,
+    judge: Option<&JudgeConfig>,
+    head: Option<&DirectHead>,
+) -> Result<serde_json::Value> {
+    let reading = match judge {
+        Some(cfg) => held_out_judge(data, cfg, model.device())?,
+        None => None,
+    };
+    let sample = |split| EvalSample {
+        split,
+        queries,
+        wishes: Some(WishEvalConfig::default()),
+    };
+    let mut out = evaluate_json(model, data, &sample(Split::Val), 0, reading.as_ref(), head)?;
+    if let Some(o) = out.as_object_mut() {
+        o.remove("step");
+    }
+    if !data.test.is_empty() || !data.images_in(Split::Test).is_empty() {
+        let mut test = evaluate_json(model, data, &sample(Split::Test), 0, reading.as_ref(), head)?;
+        if let Some(o) = test.as_object_mut() {
+            o.remove("step");
+        }
+        out["test"] = test;
+    }
+    if let Some(r) = &reading {
+        out["judge"] = serde_json::json!({
+            "trained_on": r.trained_on,
+            "measured_on": r.measured_on,
+        });
+    }
+    Ok(out)
 }
 
 /// One line of a chart.
@@ -485,11 +593,11 @@ pub fn curves_svg(points: &[EvalPoint], title: &str) -> String {
     }
     let fidelity: Vec<(f64, f64)> = points
         .iter()
-        .filter_map(|p| p.colour_fidelity().map(|f| (p.step as f64, f)))
+        .filter_map(|p| p.fidelity().map(|f| (p.step as f64, f)))
         .collect();
     if !fidelity.is_empty() {
         series.push(Series {
-            name: "colour fidelity (GAN images)".into(),
+            name: "judge reads the wish (GAN images)".into(),
             colour: "#000",
             dashed: true,
             points: fidelity,
@@ -589,7 +697,7 @@ mod tests {
             recall: serde_json::json!({
                 "step": step,
                 "recall": {"gan": {"10": gan, "50": 1.0}, "composition": {"10": 0.5}},
-                "wishes": {"precision_at_10": {"gan": gan / 2.0}, "colour_fidelity": 0.9},
+                "wishes": {"precision_at_10": {"gan": gan / 2.0}, "fidelity": {"with_image": 0.9}},
             }),
         }
     }
@@ -615,9 +723,9 @@ mod tests {
         assert_eq!(p.recall_at_10()["gan"], 0.75);
         assert_eq!(p.recall_at_10()["composition"], 0.5);
         assert_eq!(p.precision_at_10()["gan"], 0.375);
-        assert_eq!(p.colour_fidelity(), Some(0.9));
+        assert_eq!(p.fidelity(), Some(0.9));
         let empty = EvalPoint::default();
-        assert!(empty.recall_at_10().is_empty() && empty.colour_fidelity().is_none());
+        assert!(empty.recall_at_10().is_empty() && empty.fidelity().is_none());
     }
 
     #[test]
@@ -635,7 +743,7 @@ mod tests {
             "R@10 GAN",
             "R@10 composition",
             "wish P@10 GAN",
-            "colour fidelity",
+            "judge reads the wish",
             "l1 0.50..2.0",
             "GAN stage",
         ] {

@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod error;
 pub mod eval;
 pub mod history;
+pub mod judge;
 pub mod model;
 pub mod nets;
 pub mod optim;
@@ -20,10 +21,11 @@ pub use config::{EncoderConfig, EncoderKind, GanLoss, GeneratorConfig, TextConfi
 pub use dataset::{AttributeTable, Dataset, pairs_from_attributes};
 pub use error::{ModelError, Result};
 pub use eval::{
-    EvalReport, Method, PREVIEW_COLUMNS, Preview, WishEvalConfig, WishReport, evaluate,
-    evaluate_wishes, preview,
+    EvalReport, JudgeReading, Method, PREVIEW_COLUMNS, Preview, WishEvalConfig, WishGroup,
+    WishReport, evaluate, evaluate_wishes, held_out_judge, preview,
 };
-pub use history::{EvalPoint, EvalSample, LossMeans, curves_svg, evaluate_point};
+pub use history::{EvalPoint, EvalSample, LossMeans, curves_svg, evaluate_point, final_evaluation};
+pub use judge::{Judge, JudgeConfig, JudgeHead};
 pub use model::{Generated, MAX_WALK_POINTS, Model, ModelInit, Reference, WalkEnd};
 pub use text::WordVectors;
 pub use train::{Stage, StepReport, Trainer};

@@ -55,19 +55,82 @@ pub struct Trainer {
     opt_critic: Adam,
     /// The dataset's images on the training device.
     images: Tensor,
-    /// Stage 2: every image's embedding under the frozen encoder.
-    embeddings: Option<Tensor>,
-    /// Stage 1: every image's embedding, without gradients, refreshed every `wish_bank_every`
+    /// Stage 2: the pool's embeddings under the frozen encoder (row `pool_pos[i]` for image
+    /// `i`): the pairs' images, and what the catalog-wide losses rank.
+    catalog: Option<Tensor>,
+    /// The images a loss may look at beyond a batch's pairs: the training split's
+    /// ([`Dataset::training_images`]). Held-out images, and their labels, never shape the model.
+    pool: Vec<usize>,
+    /// Each image's position in `pool`, or `usize::MAX` for a held-out image.
+    pool_pos: Vec<usize>,
+    /// Stage 1: the pool's embeddings, without gradients, refreshed every `wish_bank_every`
     /// steps (the wish loss's keys beyond the batch).
     bank: Option<Tensor>,
     /// Stage 1: the attribute probes, when the data has attributes and `attribute_weight` > 0.
     probes: Option<Probes>,
-    /// The wish loss's positives over the whole catalog, by (wish, reference's category).
+    /// The wish loss's positives over the pool (as positions in it), by (wish, reference's
+    /// category).
     honouring: std::cell::RefCell<HonouringCache>,
-    /// The wish loss's near misses over the whole catalog, by the same key.
+    /// The wish loss's near misses over the pool (positions), by the same key.
     near_misses: std::cell::RefCell<HonouringCache>,
     /// Stage 2: the colour loss's prototypes, when the data has a colour column.
     colours: Option<ColourPrior>,
+    /// Stage 2 with `ablation_head`: the head without an image, made at the first GAN step.
+    head: Option<DirectHead>,
+}
+
+/// The ablation's head: the generator's condition (source embedding, text, composed query)
+/// through a two-layer MLP straight to a unit embedding, trained in stage 2 beside the
+/// generator with the same losses on the embedding as E(G) (triplet, contrastive, wish,
+/// distillation, probes) and no image. Ranking by it beside the GAN says what the synthesized
+/// image adds over a head that had the same training signal. A training aid: never saved in
+/// the model or a checkpoint (a resumed run starts it afresh).
+pub struct DirectHead {
+    vs: tch::nn::VarStore,
+    hidden: tch::nn::Linear,
+    out: tch::nn::Linear,
+    opt: Adam,
+}
+
+impl DirectHead {
+    fn new(cond_dim: i64, embed_dim: i64, lr: f64, device: Device) -> DirectHead {
+        let vs = tch::nn::VarStore::new(device);
+        let root = vs.root();
+        let width = (2 * cond_dim).max(128);
+        let hidden = tch::nn::linear(&root / "hidden", cond_dim, width, Default::default());
+        let out = tch::nn::linear(&root / "out", width, embed_dim, Default::default());
+        let opt = Adam::new(named_trainables(&vs), lr, 0.9, 0.999);
+        DirectHead {
+            vs,
+            hidden,
+            out,
+            opt,
+        }
+    }
+
+    fn forward(&self, cond: &Tensor) -> Tensor {
+        use tch::nn::Module;
+        crate::nets::l2_normalize(&self.out.forward(&self.hidden.forward(cond).relu()))
+    }
+
+    /// The search embedding of queries (source embeddings `es`, image-condition mask `has`,
+    /// words `texts`), expanded by the composed query as the GAN's is.
+    pub fn embed(&self, model: &Model, es: &Tensor, has: &Tensor, texts: &[Vec<String>]) -> Tensor {
+        tch::no_grad(|| {
+            let t = model.text_features(texts);
+            let h = self.forward(&model.generator_condition(es, has, &t));
+            model.expand(h, || model.composer.forward(es, has, &t))
+        })
+    }
+
+    /// Its parameters' count.
+    pub fn parameters(&self) -> usize {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel())
+            .sum()
+    }
 }
 
 /// The colour loss reads a pixel as a softmax over minus its squared distance to each prototype
@@ -103,8 +166,10 @@ impl ColourPrior {
         if rgb.len() < 6 {
             return None; // fewer than two known colours: nothing to tell apart
         }
+        // Only training images carry their colour: a held-out image's label is never read.
         let index = (0..data.len())
             .map(|i| match table.code(i, column) {
+                _ if data.splits[i] != synthsearch_data::Split::Train => -1,
                 UNKNOWN => -1,
                 code => proto_of[code as usize],
             })
@@ -222,10 +287,19 @@ impl Probes {
                 )
             })
             .collect();
+        // Labels of training images only: a held-out image's values are never a target.
+        let a = table.columns.len().max(1);
         let codes: Vec<i64> = table
             .codes
             .iter()
-            .map(|&c| if c == UNKNOWN { -100 } else { c as i64 })
+            .enumerate()
+            .map(|(k, &c)| {
+                if c == UNKNOWN || data.splits[k / a] != synthsearch_data::Split::Train {
+                    -100
+                } else {
+                    c as i64
+                }
+            })
             .collect();
         let codes = Tensor::from_slice(&codes)
             .view([table.rows() as i64, table.columns.len() as i64])
@@ -304,6 +378,16 @@ impl Trainer {
                 cfg.batch_size
             )));
         }
+        let pool = data.training_images();
+        if pool.is_empty() {
+            return Err(ModelError::Data(
+                "no images of the training split: nothing to train on".into(),
+            ));
+        }
+        let mut pool_pos = vec![usize::MAX; data.len()];
+        for (j, &i) in pool.iter().enumerate() {
+            pool_pos[i] = j;
+        }
         let images = data.images.to_device(model.device());
         let probes = if cfg.attribute_weight > 0.0 && cfg.encoder_steps > 0 {
             Probes::new(
@@ -335,12 +419,15 @@ impl Trainer {
             opt_gen,
             opt_critic,
             images,
-            embeddings: None,
+            catalog: None,
+            pool,
+            pool_pos,
             bank: None,
             probes,
             honouring: Default::default(),
             near_misses: Default::default(),
             colours,
+            head: None,
         })
     }
 
@@ -394,7 +481,11 @@ impl Trainer {
             p.opt
                 .load_state(&mut tensors, "opt_probes", meta.adam_steps[0])?;
         }
-        t.bank = tensors.remove("wish_bank");
+        // A bank of another size (a checkpoint from before training looked at its own split
+        // only) is computed afresh at the next step.
+        t.bank = tensors
+            .remove("wish_bank")
+            .filter(|b| b.size().first() == Some(&(t.pool.len() as i64)));
         Ok(t)
     }
 
@@ -427,6 +518,11 @@ impl Trainer {
 
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The ablation's head, once stage 2 has begun with `ablation_head` on.
+    pub fn ablation_head(&self) -> Option<&DirectHead> {
+        self.head.as_ref()
     }
     pub fn into_model(self) -> Model {
         self.model
@@ -545,8 +641,8 @@ impl Trainer {
         self.cfg.wish_weight > 0.0 && self.data.attributes.is_some()
     }
 
-    /// `[B, K]` mask over `keys` followed, with `whole_catalog`, by every image: `fill` sets
-    /// pair `b`'s row, given as its keys' part and its catalog part (empty without the catalog).
+    /// `[B, K]` mask over `keys` followed, with `whole_catalog`, by every image of the pool:
+    /// `fill` sets pair `b`'s row, given as its keys' part and its pool part (empty without).
     fn keyed_mask(
         &self,
         pairs: &[PairRef],
@@ -554,7 +650,7 @@ impl Trainer {
         whole_catalog: bool,
         mut fill: impl FnMut(usize, &PairRef, &mut [f32], &mut [f32]),
     ) -> Tensor {
-        let width = keys.len() + if whole_catalog { self.data.len() } else { 0 };
+        let width = keys.len() + if whole_catalog { self.pool.len() } else { 0 };
         let mut mask = vec![0f32; pairs.len() * width];
         for (b, p) in pairs.iter().enumerate() {
             let (batch, catalog) = mask[b * width..(b + 1) * width].split_at_mut(keys.len());
@@ -575,7 +671,6 @@ impl Trainer {
         keys: &[usize],
         whole_catalog: bool,
     ) -> Tensor {
-        let n = self.data.len();
         let mut honouring = self.honouring.borrow_mut();
         self.keyed_mask(pairs, keys, whole_catalog, |b, p, batch, catalog| {
             let reference = (has[b] > 0.0).then_some(p.candidate);
@@ -588,7 +683,9 @@ impl Trainer {
             if !whole_catalog {
                 return;
             }
-            catalog[p.target] = 1.0;
+            if let Some(t) = self.pool_pos.get(p.target).filter(|&&t| t != usize::MAX) {
+                catalog[*t] = 1.0;
+            }
             if p.wish.is_empty() {
                 return;
             }
@@ -598,8 +695,8 @@ impl Trainer {
             let found = honouring
                 .entry((p.wish.clone(), category))
                 .or_insert_with(|| {
-                    (0..n)
-                        .filter(|&i| self.data.honours(i, &p.wish, reference))
+                    (0..self.pool.len())
+                        .filter(|&j| self.data.honours(self.pool[j], &p.wish, reference))
                         .collect()
                 });
             for &i in found.iter() {
@@ -617,7 +714,7 @@ impl Trainer {
         keys: &[usize],
         whole_catalog: bool,
     ) -> Tensor {
-        let mut near = vec![0f32; self.data.len()];
+        let mut near = vec![0f32; self.pool.len()];
         let mut cache = self.near_misses.borrow_mut();
         self.keyed_mask(pairs, keys, whole_catalog, |b, p, batch, catalog| {
             if p.wish.is_empty() {
@@ -625,17 +722,28 @@ impl Trainer {
             }
             let reference = (has[b] > 0.0).then_some(p.candidate);
             let category = reference.map(|r| self.data.category_codes[r]);
-            let found = cache
-                .entry((p.wish.clone(), category))
-                .or_insert_with(|| self.data.near_misses(&p.wish, reference));
+            let found = cache.entry((p.wish.clone(), category)).or_insert_with(|| {
+                self.data
+                    .near_misses(&p.wish, reference)
+                    .into_iter()
+                    .filter_map(|i| Some(self.pool_pos[i]).filter(|&j| j != usize::MAX))
+                    .collect()
+            });
             near.fill(0.0);
-            for &i in found.iter() {
-                near[i] = 1.0;
+            for &j in found.iter() {
+                near[j] = 1.0;
             }
             // The pair's own target is a positive even where its values are not the wish's.
-            near[p.target] = 0.0;
+            let at = |i: usize| Some(self.pool_pos[i]).filter(|&j| j != usize::MAX);
+            if let Some(t) = at(p.target) {
+                near[t] = 0.0;
+            }
             for (m, &k) in batch.iter_mut().zip(keys) {
-                *m = near[k];
+                *m = if k == p.target {
+                    0.0
+                } else {
+                    at(k).map_or(0.0, |j| near[j])
+                };
             }
             if whole_catalog {
                 catalog.copy_from_slice(&near);
@@ -672,8 +780,8 @@ impl Trainer {
         let mut keys: Vec<usize> = pairs.iter().map(|p| p.target).collect();
         let wish_on = self.wish_loss_on();
         if wish_on {
-            let n = self.data.len();
-            keys.extend((0..self.cfg.wish_keys).map(|_| rng.below(n)));
+            let n = self.pool.len();
+            keys.extend((0..self.cfg.wish_keys).map(|_| self.pool[rng.below(n)]));
         }
         let tgt = self.gather(&self.images, keys.iter().copied());
         let m = &self.model;
@@ -700,7 +808,7 @@ impl Trainer {
         if wish_on {
             let mut all_logits = logits.shallow_clone();
             if let Some(bank) = &self.bank {
-                // The whole catalog as further keys (no gradient through them).
+                // The pool as further keys (no gradient through them).
                 all_logits = Tensor::cat(&[&logits, &(q.mm(&bank.tr()) / self.cfg.temperature)], 1);
             }
             let whole = self.bank.is_some();
@@ -740,7 +848,7 @@ impl Trainer {
         }
         let every = self.cfg.wish_bank_every;
         if wish_on && every > 0 && (self.bank.is_none() || (self.step + 1).is_multiple_of(every)) {
-            self.bank = Some(self.embed_all()?);
+            self.bank = Some(self.embed_pool()?);
         }
         losses.push(("batch_accuracy", acc));
         Ok(losses)
@@ -772,22 +880,23 @@ impl Trainer {
             .to_device(self.model.device())
     }
 
-    /// Every image's embedding under the current encoder, without gradients.
-    fn embed_all(&self) -> Result<Tensor> {
-        let n = self.images.size()[0];
+    /// The pool's embeddings under the current encoder, without gradients, in pool order.
+    fn embed_pool(&self) -> Result<Tensor> {
         let mut parts = Vec::new();
-        let mut at = 0;
-        while at < n {
-            let len = (n - at).min(512);
-            let x = self.images.narrow(0, at, len);
+        for chunk in self.pool.chunks(512) {
+            let x = self.gather(&self.images, chunk.iter().copied());
             parts.push(tch::no_grad(|| self.model.image.forward(&x))?);
-            at += len;
         }
         Ok(Tensor::cat(&parts, 0))
     }
 
+    /// Rows of the pool's embeddings for images `idx` (training images).
+    fn pool_rows(&self, t: &Tensor, idx: impl Iterator<Item = usize>) -> Tensor {
+        self.gather(t, idx.map(|i| self.pool_pos[i]))
+    }
+
     fn ensure_embeddings(&mut self) -> Result<()> {
-        if self.embeddings.is_some() {
+        if self.catalog.is_some() {
             return Ok(());
         }
         // Stage 2 never changes the embedding space, nor the probes that read it.
@@ -800,16 +909,16 @@ impl Trainer {
         } else {
             self.probes = None;
         }
-        self.embeddings = Some(self.embed_all()?);
+        self.catalog = Some(self.embed_pool()?);
         Ok(())
     }
 
     fn gan_step(&mut self, rng: &mut SplitMix64) -> Result<Vec<(&'static str, f64)>> {
         self.ensure_embeddings()?;
         let (pairs, texts, has, has_values) = self.sample(rng);
-        let emb = self.embeddings.as_ref().expect("computed above");
-        let es = self.gather(emb, pairs.iter().map(|p| p.candidate));
-        let et = self.gather(emb, pairs.iter().map(|p| p.target));
+        let emb = self.catalog.as_ref().expect("computed above");
+        let es = self.pool_rows(emb, pairs.iter().map(|p| p.candidate));
+        let et = self.pool_rows(emb, pairs.iter().map(|p| p.target));
         let real = self.gather(&self.images, pairs.iter().map(|p| p.target));
         // Source pixels, dropped for text-only samples and for some others, so that generation
         // from a stored embedding (no pixels) works too.
@@ -924,90 +1033,17 @@ impl Trainer {
         } else {
             Tensor::zeros([], (Kind::Float, dev))
         };
-        let sq = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .square()
-                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-        };
-        // Without an image condition there is no source to push away from.
-        let mask = has.squeeze_dim(1);
-        let triplet = ((sq(&ea, &et) - sq(&ea, &es) + cfg.triplet_margin).relu() * &mask)
-            .sum(Kind::Float)
-            / mask.sum(Kind::Float).clamp_min(1.0);
         let l1 = (&fake - &real).abs().mean(Kind::Float);
-        // What the catalog is ranked by: E(G), or with `expanded_losses` the search embedding a
-        // query gets (E(G) expanded by the frozen composition), so the generator learns what the
-        // composition does not already give.
-        let ranked = if cfg.expanded_losses {
-            let composed = tch::no_grad(|| m.composer.forward(&es, &has, &text_features));
-            m.expand(ea.shallow_clone(), || composed)
-        } else {
-            ea.shallow_clone()
-        };
-        // Against the whole catalog, each target at its own index; or against the batch's targets.
-        let catalog_scores = ranked.mm(&emb.tr()) / cfg.temperature;
-        let contrastive = if cfg.contrastive_catalog {
-            let idx: Vec<i64> = pairs.iter().map(|p| p.target as i64).collect();
-            catalog_scores
-                .log_softmax(-1, Kind::Float)
-                .nll_loss(&Tensor::from_slice(&idx).to_device(dev))
-        } else {
-            (ranked.mm(&et.tr()) / cfg.temperature)
-                .log_softmax(-1, Kind::Float)
-                .nll_loss(&Tensor::arange(b, (Kind::Int64, dev)))
-        };
-        let mut loss = &adv * cfg.adv_weight + &triplet * cfg.triplet_weight;
+        let mut loss = &adv * cfg.adv_weight;
         if cfg.l1_weight > 0.0 {
             loss = &loss + &l1 * cfg.l1_weight;
-        }
-        if cfg.contrastive_weight > 0.0 {
-            loss = &loss + &contrastive * cfg.contrastive_weight;
         }
         if cfg.feature_weight > 0.0 {
             loss = &loss + &feature * cfg.feature_weight;
         }
-        // The wish loss against the whole frozen catalog: every product with what the wish asks
-        // for is a positive.
-        let wish = if self.wish_loss_on() {
-            let mask = self.wish_positives(&pairs, &has_values, &[], true);
-            let scores = self.with_near_misses(
-                catalog_scores.shallow_clone(),
-                &pairs,
-                &has_values,
-                &[],
-                true,
-            );
-            let w = multi_positive(&scores, &mask)?;
-            loss = &loss + &w * cfg.wish_weight;
-            Some(w.double_value(&[]))
-        } else {
-            None
-        };
-        let distill = if cfg.distill_weight > 0.0 {
-            let teacher = tch::no_grad(|| {
-                (m.composer.forward(&es, &has, &text_features).mm(&emb.tr()) / cfg.temperature)
-                    .softmax(-1, Kind::Float)
-            });
-            let student = catalog_scores.log_softmax(-1, Kind::Float);
-            let kl = (&teacher * ((&teacher + 1e-12).log() - student))
-                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-                .mean(Kind::Float);
-            loss = &loss + &kl * cfg.distill_weight;
-            Some(kl)
-        } else {
-            None
-        };
-        // The frozen probes read the wanted product's attributes from E(G): every asked value and,
-        // from a reference, the rest of the target's, all at once.
-        let attributes = match &self.probes {
-            Some(probes) if cfg.gan_attribute_weight > 0.0 => {
-                let wanted = self.wanted_codes(&pairs, &has_values, probes.layers.len());
-                let l = probes.loss(&ea, &wanted)?;
-                loss = &loss + &l * cfg.gan_attribute_weight;
-                Some(l.double_value(&[]))
-            }
-            _ => None,
-        };
+        let (on_embedding, parts) =
+            self.embedding_losses(&ea, &es, &et, &has, &text_features, &pairs, &has_values)?;
+        loss = &loss + on_embedding;
         let colour = match &self.colours {
             Some(prior) => prior.loss(&fake, &real, &pairs, &has_values, COLOUR_TEMPERATURE),
             None => None,
@@ -1019,23 +1055,146 @@ impl Trainer {
         loss.f_backward()?;
         self.opt_gen.step();
         self.model.gan_steps += 1;
+        // The ablation's head: the same losses on the embedding, from the same condition.
+        let head = if self.cfg.ablation_head {
+            if self.head.is_none() {
+                self.head = Some(DirectHead::new(
+                    cond.size()[1],
+                    self.model.embed_dim() as i64,
+                    self.cfg.lr_generator,
+                    self.model.device(),
+                ));
+            }
+            let h = self.head.as_ref().expect("made above").forward(&cond);
+            let (l, _) =
+                self.embedding_losses(&h, &es, &et, &has, &text_features, &pairs, &has_values)?;
+            let head = self.head.as_mut().expect("made above");
+            head.opt.zero_grad();
+            l.f_backward()?;
+            head.opt.step();
+            Some(l.double_value(&[]))
+        } else {
+            None
+        };
+        let value = |name: &str| parts.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         Ok(vec![
             ("critic", critic_loss),
             ("wasserstein", w_dist),
             ("adversarial", adv.double_value(&[])),
-            ("triplet", triplet.double_value(&[])),
+            ("triplet", value("triplet").unwrap_or(0.0)),
             ("l1", l1.double_value(&[])),
-            ("contrastive", contrastive.double_value(&[])),
+            ("contrastive", value("contrastive").unwrap_or(0.0)),
             ("feature", feature.double_value(&[])),
         ]
         .into_iter()
         // Only on the steps that computed it.
         .chain(gp_value.map(|g| ("gp", g)))
-        .chain(wish.map(|w| ("wish", w)))
-        .chain(attributes.map(|a| ("attributes", a)))
+        .chain(value("wish").map(|w| ("wish", w)))
+        .chain(value("attributes").map(|a| ("attributes", a)))
         .chain(colour.map(|c| ("colour", c.double_value(&[]))))
-        .chain(distill.map(|d| ("distill", d.double_value(&[]))))
+        .chain(value("distill").map(|d| ("distill", d)))
+        .chain(head.map(|h| ("ablation_head", h)))
         .collect())
+    }
+
+    /// Stage 2's losses on an embedding of the wanted product `e` (E(G), or the ablation
+    /// head's): the triplet (toward the target, away from the source), the contrastive over the
+    /// pool or the batch, the wish loss and distillation over the pool, and the frozen probes'.
+    /// The weighted sum, and each one's value by name.
+    #[allow(clippy::too_many_arguments)]
+    fn embedding_losses(
+        &self,
+        e: &Tensor,
+        es: &Tensor,
+        et: &Tensor,
+        has: &Tensor,
+        text_features: &Tensor,
+        pairs: &[PairRef],
+        has_values: &[f32],
+    ) -> Result<(Tensor, Vec<(&'static str, f64)>)> {
+        let m = &self.model;
+        let cfg = &self.cfg;
+        let dev = m.device();
+        let b = pairs.len() as i64;
+        let catalog = self
+            .catalog
+            .as_ref()
+            .expect("stage 2 has the pool's embeddings");
+        let mut parts = Vec::new();
+        let sq = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .square()
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        };
+        // Without an image condition there is no source to push away from.
+        let mask = has.squeeze_dim(1);
+        let triplet = ((sq(e, et) - sq(e, es) + cfg.triplet_margin).relu() * &mask)
+            .sum(Kind::Float)
+            / mask.sum(Kind::Float).clamp_min(1.0);
+        parts.push(("triplet", triplet.double_value(&[])));
+        let mut loss = &triplet * cfg.triplet_weight;
+        // What the catalog is ranked by: the embedding, or with `expanded_losses` the search
+        // embedding a query gets (expanded by the frozen composition), so the generator learns
+        // what the composition does not already give.
+        let ranked = if cfg.expanded_losses {
+            let composed = tch::no_grad(|| m.composer.forward(es, has, text_features));
+            m.expand(e.shallow_clone(), || composed)
+        } else {
+            e.shallow_clone()
+        };
+        // Against the pool, each target at its own place; or against the batch's targets.
+        let catalog_scores = ranked.mm(&catalog.tr()) / cfg.temperature;
+        let contrastive = if cfg.contrastive_catalog {
+            // Training pairs' targets are training images, so each has its place in the pool.
+            let idx: Vec<i64> = pairs
+                .iter()
+                .map(|p| self.pool_pos[p.target] as i64)
+                .collect();
+            catalog_scores
+                .log_softmax(-1, Kind::Float)
+                .nll_loss(&Tensor::from_slice(&idx).to_device(dev))
+        } else {
+            (ranked.mm(&et.tr()) / cfg.temperature)
+                .log_softmax(-1, Kind::Float)
+                .nll_loss(&Tensor::arange(b, (Kind::Int64, dev)))
+        };
+        parts.push(("contrastive", contrastive.double_value(&[])));
+        if cfg.contrastive_weight > 0.0 {
+            loss = &loss + &contrastive * cfg.contrastive_weight;
+        }
+        // The wish loss against the pool: every product with what the wish asks for is a
+        // positive.
+        if self.wish_loss_on() {
+            let mask = self.wish_positives(pairs, has_values, &[], true);
+            let scores =
+                self.with_near_misses(catalog_scores.shallow_clone(), pairs, has_values, &[], true);
+            let w = multi_positive(&scores, &mask)?;
+            parts.push(("wish", w.double_value(&[])));
+            loss = &loss + &w * cfg.wish_weight;
+        }
+        if cfg.distill_weight > 0.0 {
+            let teacher = tch::no_grad(|| {
+                (m.composer.forward(es, has, text_features).mm(&catalog.tr()) / cfg.temperature)
+                    .softmax(-1, Kind::Float)
+            });
+            let student = catalog_scores.log_softmax(-1, Kind::Float);
+            let kl = (&teacher * ((&teacher + 1e-12).log() - student))
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+                .mean(Kind::Float);
+            parts.push(("distill", kl.double_value(&[])));
+            loss = &loss + &kl * cfg.distill_weight;
+        }
+        // The frozen probes read the wanted product's attributes from the embedding: every
+        // asked value and, from a reference, the rest of the target's, all at once.
+        if let Some(probes) = &self.probes
+            && cfg.gan_attribute_weight > 0.0
+        {
+            let wanted = self.wanted_codes(pairs, has_values, probes.layers.len());
+            let l = probes.loss(e, &wanted)?;
+            parts.push(("attributes", l.double_value(&[])));
+            loss = &loss + &l * cfg.gan_attribute_weight;
+        }
+        Ok((loss, parts))
     }
 }
 

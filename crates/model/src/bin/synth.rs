@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use synthsearch_data::Split;
 use synthsearch_data::image_io::{DecodeLimits, chw_to_png, decode, from_chw, grid_png, to_chw};
 use synthsearch_data::{CatalogConfig, generate as generate_catalog, write_fashioniq};
 use synthsearch_model::config::{EncoderKind, GanLoss};
+use synthsearch_model::train::DirectHead;
 use synthsearch_model::{
-    Dataset, EncoderConfig, EvalPoint, EvalSample, GeneratorConfig, LossMeans, Model, ModelInit,
-    PREVIEW_COLUMNS, Reference, TrainConfig, Trainer, WalkEnd, WishEvalConfig, WordVectors,
-    curves_svg, evaluate, evaluate_point, evaluate_wishes, preview,
+    Dataset, EncoderConfig, EvalPoint, EvalSample, GeneratorConfig, JudgeConfig, LossMeans, Model,
+    ModelInit, PREVIEW_COLUMNS, Reference, TrainConfig, Trainer, WalkEnd, WishEvalConfig,
+    WordVectors, curves_svg, evaluate, evaluate_point, evaluate_wishes, held_out_judge, preview,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -58,6 +60,30 @@ enum Cmd {
         size: u32,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// "clean", or "photo": framing, silhouette, backdrop, light and noise vary.
+        #[arg(long, default_value = "clean")]
+        variation: synthsearch_data::Variation,
+    },
+    /// Real product photos (Fashion-MNIST, Debian's dataset-fashion-mnist) in the Fashion-IQ
+    /// layout: tags kind, tone and pattern (columns.json) and relative captions.
+    Photos {
+        #[arg(long)]
+        out: PathBuf,
+        /// The folder of the gzip'ed IDX files.
+        #[arg(long, default_value = synthsearch_data::photos::SOURCE_DIR)]
+        source: PathBuf,
+        /// At most this many products per split (train, val and test each); all when left out.
+        #[arg(long)]
+        products: Option<usize>,
+        /// The catalog seed: val split, sample, pairs and captions.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Share of the train file held out as val.
+        #[arg(long, default_value_t = 0.1)]
+        val_share: f32,
+        /// At most this many pairs per product of a split.
+        #[arg(long, default_value_t = 2.0)]
+        pairs_per_product: f32,
     },
     /// Train a model (stage 1: encoders; stage 2: the conditional GAN).
     Train(Box<TrainArgs>),
@@ -71,15 +97,24 @@ enum Cmd {
         #[arg(long, default_value = "Training")]
         title: String,
     },
-    /// Recall@K of the model and the baselines on the validation pairs.
+    /// The reported figures of a model: Recall@K of the model and the baselines, and wish
+    /// precision beside its ceiling on the headline wishes, on the validation split and, apart,
+    /// the test split, each over held-out images only; the synthesized images read by a judge
+    /// trained on held-out real images.
     Eval {
         #[arg(long)]
         model: PathBuf,
         #[command(flatten)]
         data: DataArgs,
-        /// At most this many validation pairs (0: all).
+        /// At most this many pairs of each split (0: all).
         #[arg(long, default_value_t = 0)]
         queries: usize,
+        /// Leave out the independent judge (it trains for about half a minute).
+        #[arg(long)]
+        no_judge: bool,
+        /// Also write the figures as JSON (the shape of synth_jobs.recall).
+        #[arg(long)]
+        json: Option<PathBuf>,
         /// Evaluate with this query expansion instead of the model's own.
         #[arg(long)]
         query_expansion: Option<f64>,
@@ -160,12 +195,20 @@ struct DataArgs {
     products: usize,
     #[arg(long, default_value_t = 42)]
     catalog_seed: u64,
-    /// Share of the generated products held out for validation (the rest trains).
-    #[arg(long, default_value_t = 0.3)]
+    /// Share of the generated products held out for validation (what tuning may read).
+    #[arg(long, default_value_t = 0.1)]
     val_share: f32,
-    /// Train on the generated catalog's own pairs, or on pairs formed from its attribute values
-    /// (products of one category that differ in one or two attributes), as from a shop's
-    /// attribute columns.
+    /// Share of the generated products held out for test (read by the reported figure alone).
+    #[arg(long, default_value_t = 0.1)]
+    test_share: f32,
+    /// How the generated catalog is drawn: "clean", or "photo" (framing, silhouette, backdrop,
+    /// light and noise vary per product as in product photos).
+    #[arg(long, default_value = "clean")]
+    variation: synthsearch_data::Variation,
+    /// Train on the data's own pairs (a generated catalog's, or a folder's captions), or on pairs
+    /// formed from its attribute values (products of one category that differ in one or two
+    /// attributes), as from a shop's attribute columns; a folder needs attribute columns for
+    /// that (attributes.json or columns.json).
     #[arg(long, value_enum, default_value_t = PairsArg::Catalog)]
     pairs: PairsArg,
     /// With --pairs attributes: at most this many pairs.
@@ -283,6 +326,10 @@ struct TrainArgs {
     /// Stage 2: the catalog-ranking losses on the expanded search embedding, not E(G) alone.
     #[arg(long)]
     expanded_losses: bool,
+    /// Stage 2: also train the ablation's head without an image (the GAN's losses on the
+    /// embedding, no image) and report its rows beside the GAN's.
+    #[arg(long)]
+    ablation_head: bool,
     /// Stage 2: weight of the colour loss on the generated pixels (needs a colour column).
     #[arg(long, default_value_t = TrainConfig::default().colour_weight)]
     colour_weight: f64,
@@ -301,9 +348,12 @@ struct TrainArgs {
     grid_every: u64,
     #[arg(long, default_value_t = 1000)]
     save_every: u64,
-    /// Validation pairs for the final evaluation (0: all).
+    /// Pairs of each split for the final evaluation (0: all).
     #[arg(long, default_value_t = 0)]
     eval_queries: usize,
+    /// Also write the final figures as JSON (the shape of `synth eval --json`).
+    #[arg(long)]
+    report_json: Option<PathBuf>,
     /// Evaluate every this many steps during training (0: only at the end), on the first
     /// `--eval-sample` validation pairs and a sample of the headline wishes.
     #[arg(long, default_value_t = 0)]
@@ -357,15 +407,49 @@ fn run(cli: Cli) -> AnyResult<()> {
             products,
             size,
             seed,
+            variation,
         } => {
             let t = Instant::now();
             let cat = generate_catalog(&CatalogConfig {
                 seed,
                 products,
                 image_size: size,
+                variation,
                 ..CatalogConfig::default()
             });
             let s = write_fashioniq(&cat, &out, image::ImageFormat::Png)?;
+            println!(
+                "wrote {} images ({} bytes) and {} pairs to {} in {:.1} s",
+                s.images,
+                s.image_bytes,
+                s.pairs,
+                out.display(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Cmd::Photos {
+            out,
+            source,
+            products,
+            seed,
+            val_share,
+            pairs_per_product,
+        } => {
+            use synthsearch_data::photos;
+            if !(0.0..=1.0).contains(&val_share) {
+                return Err(format!("--val-share {val_share} is not in [0, 1]").into());
+            }
+            let t = Instant::now();
+            let config = photos::PhotoConfig {
+                seed,
+                products,
+                val_share,
+                pairs_per_product,
+            };
+            let catalog = photos::load(&source, &config)?;
+            let s = photos::write(&catalog, &out)?;
+            print!("{}", catalog.report());
             println!(
                 "wrote {} images ({} bytes) and {} pairs to {} in {:.1} s",
                 s.images,
@@ -400,6 +484,8 @@ fn run(cli: Cli) -> AnyResult<()> {
             model,
             data,
             queries,
+            no_judge,
+            json,
             query_expansion,
         } => {
             let mut m = Model::from_bytes(&read(&model)?, dev)?;
@@ -408,16 +494,7 @@ fn run(cli: Cli) -> AnyResult<()> {
             }
             eprintln!("query expansion {}", m.query_expansion());
             let d = load_data(&data, m.image_size())?;
-            let t = Instant::now();
-            let r = evaluate(&m, &d, queries)?;
-            println!(
-                "{} queries, mean gallery {:.0} images, {:.1} s\n{}",
-                r.queries,
-                r.mean_gallery,
-                t.elapsed().as_secs_f64(),
-                r.table()
-            );
-            print_wishes(&m, &d)
+            report(&m, &d, queries, !no_judge, None, json.as_deref())
         }
         Cmd::Rank {
             model,
@@ -597,35 +674,40 @@ fn read(p: &Path) -> AnyResult<Vec<u8>> {
 
 fn load_data(a: &DataArgs, size: usize) -> AnyResult<Dataset> {
     let t = Instant::now();
+    let plan = synthsearch_data::wishes::PairPlan {
+        seed: a.catalog_seed,
+        max_pairs: a.max_pairs,
+        ..Default::default()
+    };
     let d = match &a.data {
-        Some(dir) => Dataset::from_fashioniq(dir, size)?,
+        Some(dir) => {
+            let d = Dataset::from_fashioniq(dir, size)?;
+            match a.pairs {
+                PairsArg::Catalog => d,
+                PairsArg::Attributes => d.with_pairs_from_attributes(&plan)?,
+            }
+        }
         None => {
             let cat = generate_catalog(&CatalogConfig {
                 seed: a.catalog_seed,
                 products: a.products,
                 image_size: size as u32,
-                split_shares: [1.0 - a.val_share, a.val_share, 0.0],
+                split_shares: [1.0 - a.val_share - a.test_share, a.val_share, a.test_share],
+                variation: a.variation,
                 ..CatalogConfig::default()
             });
             match a.pairs {
                 PairsArg::Catalog => Dataset::from_catalog(&cat, size)?,
-                PairsArg::Attributes => Dataset::from_catalog_attributes(
-                    &cat,
-                    size,
-                    &synthsearch_data::wishes::PairPlan {
-                        seed: a.catalog_seed,
-                        max_pairs: a.max_pairs,
-                        ..Default::default()
-                    },
-                )?,
+                PairsArg::Attributes => Dataset::from_catalog_attributes(&cat, size, &plan)?,
             }
         }
     };
     eprintln!(
-        "data: {} images, {} train pairs, {} val pairs ({:.1} s)",
+        "data: {} images, {} train pairs, {} val pairs, {} test pairs ({:.1} s)",
         d.len(),
         d.train.len(),
         d.val.len(),
+        d.test.len(),
         t.elapsed().as_secs_f64()
     );
     Ok(d)
@@ -677,6 +759,7 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         colour_weight: a.colour_weight,
         distill_weight: a.distill_weight,
         expanded_losses: a.expanded_losses,
+        ablation_head: a.ablation_head,
         ..TrainConfig::default()
     };
     let mut trainer = if let Some(p) = &a.resume {
@@ -823,29 +906,81 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         trainer.model().encoder_version()?,
         trainer.model().generator_version()?
     );
-    let r = evaluate(trainer.model(), trainer.data(), a.eval_queries)?;
     let steps_per_second = (trainer.steps_done() - first) as f64 / t0.elapsed().as_secs_f64();
     println!(
-        "trained {} steps in {} ({steps_per_second:.2} steps/s, {eval_seconds:.1} s of it evaluating); \
-         {} validation queries, mean gallery {:.0} images\n{}",
+        "trained {} steps in {} ({steps_per_second:.2} steps/s, {eval_seconds:.1} s of it evaluating)",
         trainer.steps_done(),
         hms(train_secs),
-        r.queries,
-        r.mean_gallery,
-        r.table()
     );
-    print_wishes(trainer.model(), trainer.data())
+    report(
+        trainer.model(),
+        trainer.data(),
+        a.eval_queries,
+        true,
+        trainer.ablation_head(),
+        a.report_json.as_deref(),
+    )
 }
 
-/// Search quality as a shopper sees it, when the data has attributes.
-fn print_wishes(m: &Model, d: &Dataset) -> AnyResult<()> {
+/// The reported figures ([`synthsearch_model::final_evaluation`]'s, printed as tables): the
+/// validation split, then the test split, each over its own held-out images.
+fn report(
+    m: &Model,
+    d: &Dataset,
+    queries: usize,
+    judge: bool,
+    head: Option<&DirectHead>,
+    json: Option<&Path>,
+) -> AnyResult<()> {
     let t = Instant::now();
-    if let Some(w) = evaluate_wishes(m, d, &WishEvalConfig::default())? {
+    let reading = if judge {
+        held_out_judge(d, &JudgeConfig::default(), m.device())?
+    } else {
+        None
+    };
+    if let Some(r) = &reading {
         println!(
-            "\nHeadline wishes ({:.1} s):\n{}",
-            t.elapsed().as_secs_f64(),
-            w.table()
+            "judge: trained on {} held-out images, measured on {} others ({:.1} s)",
+            r.trained_on,
+            r.measured_on,
+            t.elapsed().as_secs_f64()
         );
+    }
+    let mut out = serde_json::Map::new();
+    for split in [Split::Val, Split::Test] {
+        if d.images_in(split).is_empty() {
+            continue;
+        }
+        let t = Instant::now();
+        let r = evaluate(m, d, split, queries, head)?;
+        let mut figures = r.to_json(0);
+        println!(
+            "\n## {} split: {} pairs, mean gallery {:.0} held-out images\n\n{}",
+            split.name(),
+            r.queries,
+            r.mean_gallery,
+            r.table()
+        );
+        let cfg = WishEvalConfig {
+            split,
+            ..WishEvalConfig::default()
+        };
+        if let Some(w) = evaluate_wishes(m, d, &cfg, reading.as_ref(), head)? {
+            println!(
+                "Headline wishes, {} split ({:.1} s):\n{}",
+                split.name(),
+                t.elapsed().as_secs_f64(),
+                w.table()
+            );
+            figures["wishes"] = w.to_json();
+        }
+        if let Some(o) = figures.as_object_mut() {
+            o.remove("step");
+        }
+        out.insert(split.name().to_string(), figures);
+    }
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)?;
     }
     Ok(())
 }
