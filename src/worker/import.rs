@@ -166,12 +166,24 @@ fn synth_import_fashioniq(
                 );
             }
             bytes.push(b);
-            attrs.push(
+            // A shop's own columns (columns.json) as {column: value}, else our generator's
+            // attributes (attributes.json).
+            let columns = fiq.columns.as_ref().and_then(|t| {
+                let row = t.row(id)?;
+                let object: serde_json::Map<String, serde_json::Value> = t
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .filter_map(|(c, v)| Some((c.clone(), v.clone()?.into())))
+                    .collect();
+                serde_json::to_string(&object).ok()
+            });
+            attrs.push(columns.or_else(|| {
                 fiq.attributes
                     .as_ref()
                     .and_then(|a| a.get(*id))
-                    .and_then(|r| serde_json::to_string(&r.attrs).ok()),
-            );
+                    .and_then(|r| serde_json::to_string(&r.attrs).ok())
+            }));
         }
         let ids: Vec<String> = chunk.iter().map(|r| r.0.to_string()).collect();
         let categories: Vec<String> = chunk.iter().map(|r| r.1.to_string()).collect();

@@ -446,7 +446,7 @@ impl WishReport {
             }
         }
         s.push_str(
-            "\n| wish | asks | GAN | composition | text only | ceiling | judge reads it |\n\
+            "\n| wish | asks | GAN | composition | text only | ceiling (from a reference) | judge reads it |\n\
              | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for w in &self.wishes {
@@ -476,18 +476,21 @@ struct WishQuery {
     ceiling: f64,
 }
 
-/// Evenly spread reference products of each category among `pool`.
+/// Evenly spread reference products of each category among `pool`, in the order of their ids
+/// (so the same products whatever order the data was read in: the database's worker and
+/// `synth eval` measure a model on the same queries).
 fn references(data: &Dataset, pool: &[usize], per_category: usize) -> Vec<usize> {
     let mut cats: Vec<&String> = pool.iter().map(|&i| &data.categories[i]).collect();
     cats.sort();
     cats.dedup();
     let mut out = Vec::new();
     for cat in cats {
-        let of: Vec<usize> = pool
+        let mut of: Vec<usize> = pool
             .iter()
             .copied()
             .filter(|&i| &data.categories[i] == cat)
             .collect();
+        of.sort_by(|&a, &b| data.ids[a].cmp(&data.ids[b]));
         let k = per_category.min(of.len());
         out.extend((0..k).map(|j| of[j * of.len() / k]));
     }
@@ -881,7 +884,8 @@ pub fn held_out_judge(
     }
     let mut held: Vec<usize> = data.images_in(Split::Val);
     held.extend(data.images_in(Split::Test));
-    held.sort_unstable();
+    // In the order of the ids: the same judge whatever order the data was read in.
+    held.sort_by(|&a, &b| data.ids[a].cmp(&data.ids[b]));
     if held.len() < 20 {
         return Ok(None);
     }

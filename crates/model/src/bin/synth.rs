@@ -330,6 +330,11 @@ struct TrainArgs {
     /// embedding, no image) and report its rows beside the GAN's.
     #[arg(long)]
     ablation_head: bool,
+    /// Train from the captions alone, as a shop with relative captions and no attribute columns
+    /// would: the losses that read attribute values (wish, probes, colour) are off; the values
+    /// only measure the result.
+    #[arg(long)]
+    captions_only: bool,
     /// Stage 2: weight of the colour loss on the generated pixels (needs a colour column).
     #[arg(long, default_value_t = TrainConfig::default().colour_weight)]
     colour_weight: f64,
@@ -761,6 +766,17 @@ fn train(a: TrainArgs, dev: Device) -> AnyResult<()> {
         expanded_losses: a.expanded_losses,
         ablation_head: a.ablation_head,
         ..TrainConfig::default()
+    };
+    let cfg = if a.captions_only {
+        TrainConfig {
+            wish_weight: 0.0,
+            attribute_weight: 0.0,
+            gan_attribute_weight: 0.0,
+            colour_weight: 0.0,
+            ..cfg
+        }
+    } else {
+        cfg
     };
     let mut trainer = if let Some(p) = &a.resume {
         let bytes = read(p)?;
