@@ -27,8 +27,8 @@ def main(out):
           "on the headline wishes beside its ceiling; a shopper's words apart; the judge.\n")
     print("| run | test gallery | R@10 GAN / composition / head | wish P@10 GAN / composition / head (ceiling) "
           "| share of ceiling GAN / composition | text only GAN / composition / head (ceiling) "
-          "| unseen words GAN / composition / text only | judge reads the wish (reference / text only) | validation wish P@10 GAN |")
-    print("| --- | ---: | --- | --- | --- | --- | --- | --- | ---: |")
+          "| templates' words GAN / composition / text only | a shopper's words GAN / composition / text only | judge reads the wish (reference / text only) | validation wish P@10 GAN |")
+    print("| --- | ---: | --- | --- | --- | --- | --- | --- | --- | ---: |")
     judge_rows = {}
     for n in names:
         d = json.load(open(os.path.join(out, n + ".json")))
@@ -40,10 +40,12 @@ def main(out):
         cw, ct = get(w, "ceiling_at_10", "with_image"), get(w, "ceiling_at_10", "text_only")
         share = lambda m: (p(m) / cw) if (p(m) is not None and cw) else None
         u = w.get("unseen_words") or {}
+        sw = w.get("seen_words") or {}
         print(f"| {n} | {get(w, 'gallery') or '-'} | {f(r('gan'))} / {f(r('composition'))} / {f(r('head'))} "
               f"| {f(p('gan'))} / {f(p('composition'))} / {f(p('head'))} ({f(cw)}) "
               f"| {f(share('gan'))} / {f(share('composition'))} "
               f"| {f(p('gan_text_only'))} / {f(p('text_only'))} / {f(p('head_text_only'))} ({f(ct)}) "
+              f"| {f(p('gan', sw))} / {f(p('composition', sw))} / {f(p('text_only', sw))} "
               f"| {f(p('gan', u))} / {f(p('composition', u))} / {f(p('text_only', u))} "
               f"| {f(get(w, 'fidelity', 'with_image'))} / {f(get(w, 'fidelity', 'text_only'))} "
               f"| {f(get(v, 'wishes', 'precision_at_10', 'gan'))} |")

@@ -3,7 +3,7 @@
 # `synth photos`, imported with its tags, a tiny model trained in the background worker from the
 # tag columns, and the worker's figures checked against `synth eval` on the same folder: the same
 # protocol on the same held-out products gives the same wish precision (within 0.05, the bar of
-# the honest-measurement issue; it is equal). The seed's other real path runs on the same photos
+# the honest-measurement issue). The seed's other real path runs on the same photos
 # from the command line: a TorchScript image encoder and fastText-format word vectors.
 source "$(dirname "$0")/lib.bash"
 db=photos_e2e
@@ -21,6 +21,7 @@ chmod -R a+rX "$work"
 
 psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 on_exit_do+=("psql -d postgres -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)' >/dev/null")
+{
 psql -d $db -q <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION synthsearch;
@@ -29,6 +30,7 @@ CREATE VIEW photo_catalog AS
 SELECT id, category, split, img, attributes->>'kind' AS kind, attributes->>'tone' AS tone,
        attributes->>'pattern' AS pattern FROM photos;
 SQL
+} >/dev/null
 [ "$(q "SELECT count(*) FILTER (WHERE split = 'test') = 150 AND bool_and(attributes ?& ARRAY['kind', 'tone', 'pattern']) FROM photos")" = t ] \
     || fail "the photos were not imported with their tags"
 opts='{"name": "photos", "image_size": 16, "embed_dim": 16, "encoder_width": 4, "generator_width": 4, "batch": 8,
@@ -50,7 +52,7 @@ psql -d $db -tA -c "SELECT encode(synth_model_export('photos'), 'hex')" \
 python3 - "$work/worker.json" "$work/cli.json" <<'PY' || fail "the worker's figures are not synth eval's"
 import json, sys
 worker, cli = (json.load(open(p)) for p in sys.argv[1:3])
-checked = 0
+checked, largest = 0, 0.0
 for split, w in (("val", worker), ("test", worker.get("test"))):
     c = cli[split]
     assert w["wishes"]["split"] == c["wishes"]["split"] == split, (w["wishes"]["split"], split)
@@ -60,10 +62,11 @@ for split, w in (("val", worker), ("test", worker.get("test"))):
         q = w["wishes"]["precision_at_10"][m]
         assert abs(p - q) <= 0.05, f"{split} {m}: worker {q}, synth eval {p}"
         checked += 1
+        largest = max(largest, abs(p - q))
     for k in ("with_image", "text_only"):
         assert w["wishes"]["ceiling_at_10"][k] == c["wishes"]["ceiling_at_10"][k]
 assert checked >= 12, checked
-print(f"photos: {checked} wish precisions of the worker equal synth eval's")
+print(f"photos: {checked} wish precisions of the worker and of synth eval differ by at most {largest:.4f}")
 PY
 
 # The pretrained-encoder path on the same photos: a TorchScript image encoder and word vectors
@@ -93,4 +96,4 @@ PY
     --encoder-steps 3 --gan-steps 3 --eval-queries 20 --out "$work/script.ckpt" >"$work/script.out" 2>&1 \
     || { tail -20 "$work/script.out"; fail "training with a TorchScript encoder and word vectors on the photos failed"; }
 grep -q "## test split" "$work/script.out" || fail "the pretrained-path run reported no test split"
-echo "photos: imported, trained in the worker from the tags, its figures equal synth eval's; the TorchScript and word-vector path trains on the photos"
+echo "photos: imported, trained in the worker from the tags, its figures are synth eval's; the TorchScript and word-vector path trains on the photos"
