@@ -46,7 +46,8 @@ run_one() {
     [ -f "$OUT/$name.json" ] && return 0
     # shellcheck disable=SC2086
     "$SYNTH" --threads 1 train $args --encoder-steps "$ENC" --gan-steps "$GAN" --minutes "$MINUTES" \
-        --ablation-head --out "$OUT/$name.ckpt" --report-json "$OUT/$name.json" >"$OUT/$name.log" 2>&1 \
+        --ablation-head --eval-queries 10000 --out "$OUT/$name.ckpt" --report-json "$OUT/$name.json" \
+        >"$OUT/$name.log" 2>&1 \
         || { echo "bench-quality: $name failed, see $OUT/$name.log" >&2; return 1; }
     echo "bench-quality: $name done"
 }
