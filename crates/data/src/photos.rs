@@ -22,13 +22,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use image::{Rgb, RgbImage};
 use rayon::prelude::*;
-use serde::Serialize;
 
 use crate::attributes::Split;
 use crate::captions::{join, pick};
@@ -36,7 +35,7 @@ use crate::fashioniq::{COLUMNS_FILE, CaptionRecord, ColumnTable};
 use crate::image_io;
 use crate::rng::{Rng, mix};
 use crate::wishes::{self, PairPlan};
-use crate::writer::WriteError;
+use crate::writer::{WriteError, io_err, make_layout, write_json, write_split};
 
 /// Where Debian's `dataset-fashion-mnist` puts the files.
 pub const SOURCE_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -1133,38 +1132,12 @@ pub struct PhotoSummary {
     pub pairs: usize,
 }
 
-fn write_err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
-    move |source| WriteError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), WriteError> {
-    let file = fs::File::create(path).map_err(write_err(path))?;
-    let mut w = BufWriter::new(file);
-    serde_json::to_writer(&mut w, value).map_err(|e| WriteError::Io {
-        path: path.to_path_buf(),
-        source: e.into(),
-    })?;
-    w.write_all(b"\n")
-        .and_then(|()| w.flush())
-        .map_err(write_err(path))
-}
-
 /// Writes the catalog in the Fashion-IQ layout under `dir`: `images/<id>.png` (RGB),
 /// `image_splits/split.<category>.<split>.json`, `captions/cap.<category>.<split>.json` for every
 /// category and split (empty ones included), and the tags as `columns.json`
 /// (`{"columns": ["kind", "tone", "pattern"], "values": {"<id>": ["t-shirt", "dark", "plain"]}}`).
 pub fn write(catalog: &PhotoCatalog, dir: &Path) -> Result<PhotoSummary, WriteError> {
-    let images = dir.join("images");
-    for sub in [
-        dir.join("captions"),
-        dir.join("image_splits"),
-        images.clone(),
-    ] {
-        fs::create_dir_all(&sub).map_err(write_err(&sub))?;
-    }
+    let images = make_layout(dir)?;
     let mut categories: Vec<&str> = catalog.photos.iter().map(Photo::category).collect();
     categories.sort();
     categories.dedup();
@@ -1176,10 +1149,6 @@ pub fn write(catalog: &PhotoCatalog, dir: &Path) -> Result<PhotoSummary, WriteEr
                 .filter(|p| p.category() == category && p.split == split)
                 .map(|p| p.id.as_str())
                 .collect();
-            let path = dir
-                .join("image_splits")
-                .join(format!("split.{category}.{split}.json"));
-            write_json(&path, &ids)?;
             let caps: Vec<CaptionRecord> = catalog
                 .pairs
                 .iter()
@@ -1190,13 +1159,10 @@ pub fn write(catalog: &PhotoCatalog, dir: &Path) -> Result<PhotoSummary, WriteEr
                     captions: p.captions.to_vec(),
                 })
                 .collect();
-            let path = dir
-                .join("captions")
-                .join(format!("cap.{category}.{split}.json"));
-            write_json(&path, &caps)?;
+            write_split(dir, category, split, &ids, &caps, false)?;
         }
     }
-    write_json(&dir.join(COLUMNS_FILE), &catalog.column_table())?;
+    write_json(&dir.join(COLUMNS_FILE), &catalog.column_table(), false)?;
     let (w, h) = (catalog.width, catalog.height);
     let image_bytes = catalog
         .photos
@@ -1209,7 +1175,7 @@ pub fn write(catalog: &PhotoCatalog, dir: &Path) -> Result<PhotoSummary, WriteEr
                 }
             })?;
             let path = images.join(format!("{}.png", p.id));
-            fs::write(&path, &bytes).map_err(write_err(&path))?;
+            fs::write(&path, &bytes).map_err(io_err(&path))?;
             Ok(bytes.len() as u64)
         })
         .try_reduce(|| 0, |a, b| Ok(a + b))?;
@@ -1225,6 +1191,7 @@ mod tests {
     use super::*;
     use flate2::Compression;
     use flate2::write::GzEncoder;
+    use std::io::Write;
 
     const SIDE: usize = 28;
 

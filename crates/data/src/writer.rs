@@ -67,14 +67,14 @@ fn extension(format: ImageFormat) -> Result<&'static str, WriteError> {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
     move |source| WriteError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn write_json<T: Serialize + ?Sized>(
+pub(crate) fn write_json<T: Serialize + ?Sized>(
     path: &Path,
     value: &T,
     pretty: bool,
@@ -95,6 +95,40 @@ fn write_json<T: Serialize + ?Sized>(
         .map_err(io_err(path))
 }
 
+/// Makes the Fashion-IQ layout's folders under `dir` (captions, image_splits, images) and
+/// returns the images folder.
+pub(crate) fn make_layout(dir: &Path) -> Result<PathBuf, WriteError> {
+    let images = dir.join("images");
+    for sub in [
+        dir.join("captions"),
+        dir.join("image_splits"),
+        images.clone(),
+    ] {
+        fs::create_dir_all(&sub).map_err(io_err(&sub))?;
+    }
+    Ok(images)
+}
+
+/// Writes one category's and split's `image_splits/split.<category>.<split>.json` (its ids) and
+/// `captions/cap.<category>.<split>.json` (its pairs).
+pub(crate) fn write_split(
+    dir: &Path,
+    category: &str,
+    split: Split,
+    ids: &[&str],
+    captions: &[CaptionRecord],
+    pretty: bool,
+) -> Result<(), WriteError> {
+    let path = dir
+        .join("image_splits")
+        .join(format!("split.{category}.{split}.json"));
+    write_json(&path, ids, pretty)?;
+    let path = dir
+        .join("captions")
+        .join(format!("cap.{category}.{split}.json"));
+    write_json(&path, captions, pretty)
+}
+
 /// Writes `captions/cap.<category>.<split>.json`, `image_splits/split.<category>.<split>.json`,
 /// `images/<id>.<ext>` and `attributes.json` (id to known attributes) under `dir`.
 /// Files for every category in the catalog and every split are written, empty ones included.
@@ -104,14 +138,7 @@ pub fn write_fashioniq(
     format: ImageFormat,
 ) -> Result<WriteSummary, WriteError> {
     let ext = extension(format)?;
-    let images = dir.join("images");
-    for sub in [
-        dir.join("captions"),
-        dir.join("image_splits"),
-        images.clone(),
-    ] {
-        fs::create_dir_all(&sub).map_err(io_err(&sub))?;
-    }
+    let images = make_layout(dir)?;
 
     let mut categories: Vec<Category> = catalog.products.iter().map(|p| p.category).collect();
     categories.sort();
@@ -124,10 +151,6 @@ pub fn write_fashioniq(
                 .filter(|p| p.category == category && p.split == split)
                 .map(|p| p.id.as_str())
                 .collect();
-            let path = dir
-                .join("image_splits")
-                .join(format!("split.{category}.{split}.json"));
-            write_json(&path, &ids, true)?;
             let caps: Vec<CaptionRecord> = catalog
                 .pairs
                 .iter()
@@ -138,10 +161,7 @@ pub fn write_fashioniq(
                     captions: p.captions.to_vec(),
                 })
                 .collect();
-            let path = dir
-                .join("captions")
-                .join(format!("cap.{category}.{split}.json"));
-            write_json(&path, &caps, true)?;
+            write_split(dir, category.name(), split, &ids, &caps, true)?;
         }
     }
 
