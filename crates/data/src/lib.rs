@@ -20,4 +20,4 @@ pub use attributes::{
 };
 pub use catalog::{Catalog, CatalogConfig, Pair, Product, generate};
 pub use render::{Variation, render};
-pub use writer::{WriteError, write_fashioniq};
+pub use writer::{WriteError, WriteSummary, write_fashioniq};

@@ -35,7 +35,7 @@ use crate::fashioniq::{COLUMNS_FILE, CaptionRecord, ColumnTable};
 use crate::image_io;
 use crate::rng::{Rng, mix};
 use crate::wishes::{self, PairPlan};
-use crate::writer::{WriteError, io_err, make_layout, write_json, write_split};
+use crate::writer::{WriteError, WriteSummary, io_err, make_layout, write_json, write_split};
 
 /// Where Debian's `dataset-fashion-mnist` puts the files.
 pub const SOURCE_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -1124,19 +1124,11 @@ impl PhotoCatalog {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/// What [`write`] wrote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PhotoSummary {
-    pub images: usize,
-    pub image_bytes: u64,
-    pub pairs: usize,
-}
-
 /// Writes the catalog in the Fashion-IQ layout under `dir`: `images/<id>.png` (RGB),
 /// `image_splits/split.<category>.<split>.json`, `captions/cap.<category>.<split>.json` for every
 /// category and split (empty ones included), and the tags as `columns.json`
 /// (`{"columns": ["kind", "tone", "pattern"], "values": {"<id>": ["t-shirt", "dark", "plain"]}}`).
-pub fn write(catalog: &PhotoCatalog, dir: &Path) -> Result<PhotoSummary, WriteError> {
+pub fn write(catalog: &PhotoCatalog, dir: &Path) -> Result<WriteSummary, WriteError> {
     let images = make_layout(dir)?;
     let mut categories: Vec<&str> = catalog.photos.iter().map(Photo::category).collect();
     categories.sort();
@@ -1179,7 +1171,7 @@ pub fn write(catalog: &PhotoCatalog, dir: &Path) -> Result<PhotoSummary, WriteEr
             Ok(bytes.len() as u64)
         })
         .try_reduce(|| 0, |a, b| Ok(a + b))?;
-    Ok(PhotoSummary {
+    Ok(WriteSummary {
         images: catalog.photos.len(),
         image_bytes,
         pairs: catalog.pairs.len(),

@@ -423,14 +423,7 @@ fn run(cli: Cli) -> AnyResult<()> {
                 ..CatalogConfig::default()
             });
             let s = write_fashioniq(&cat, &out, image::ImageFormat::Png)?;
-            println!(
-                "wrote {} images ({} bytes) and {} pairs to {} in {:.1} s",
-                s.images,
-                s.image_bytes,
-                s.pairs,
-                out.display(),
-                t.elapsed().as_secs_f64()
-            );
+            wrote(&s, &out, t);
             Ok(())
         }
         Cmd::Photos {
@@ -455,14 +448,7 @@ fn run(cli: Cli) -> AnyResult<()> {
             let catalog = photos::load(&source, &config)?;
             let s = photos::write(&catalog, &out)?;
             print!("{}", catalog.report());
-            println!(
-                "wrote {} images ({} bytes) and {} pairs to {} in {:.1} s",
-                s.images,
-                s.image_bytes,
-                s.pairs,
-                out.display(),
-                t.elapsed().as_secs_f64()
-            );
+            wrote(&s, &out, t);
             Ok(())
         }
         Cmd::Train(a) => train(*a, dev),
@@ -716,6 +702,18 @@ fn load_data(a: &DataArgs, size: usize) -> AnyResult<Dataset> {
         t.elapsed().as_secs_f64()
     );
     Ok(d)
+}
+
+/// What a folder writer wrote, and how long it took.
+fn wrote(s: &synthsearch_data::WriteSummary, out: &Path, t: Instant) {
+    println!(
+        "wrote {} images ({} bytes) and {} pairs to {} in {:.1} s",
+        s.images,
+        s.image_bytes,
+        s.pairs,
+        out.display(),
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn hms(secs: f64) -> String {
