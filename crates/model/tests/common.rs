@@ -25,6 +25,24 @@ pub fn data(products: usize) -> Arc<Dataset> {
     Arc::new(Dataset::from_catalog(&cat, SIZE).unwrap())
 }
 
+/// A catalog of `products` at 16x16 (seed `seed`, split by `shares`) trained from pairs formed
+/// from its attribute values, at most `max_pairs` of them, as a shop without captions would.
+pub fn attribute_data(seed: u64, products: usize, shares: [f32; 3], max_pairs: usize) -> Dataset {
+    let cat = generate(&CatalogConfig {
+        seed,
+        products,
+        image_size: SIZE as u32,
+        split_shares: shares,
+        ..CatalogConfig::default()
+    });
+    let plan = synthsearch_data::wishes::PairPlan {
+        seed,
+        max_pairs,
+        ..Default::default()
+    };
+    Dataset::from_catalog_attributes(&cat, SIZE, &plan).unwrap()
+}
+
 pub fn init() -> ModelInit {
     ModelInit {
         encoder: EncoderConfig {

@@ -178,26 +178,11 @@ fn retraining_the_gan_keeps_the_encoder_version() {
 /// the wish loss trains, and the headline wishes measure how much of a page honours the wish.
 #[test]
 fn pairs_from_attributes_train_the_wish_and_are_measured() {
-    use synthsearch_data::wishes::PairPlan;
-    use synthsearch_data::{CatalogConfig, generate};
-    use synthsearch_model::{Dataset, WishEvalConfig, evaluate_wishes};
+    use synthsearch_model::{WishEvalConfig, evaluate_wishes};
 
     let _threads = common::threads(2);
-    let cat = generate(&CatalogConfig {
-        seed: 7,
-        products: 400,
-        image_size: common::SIZE as u32,
-        split_shares: [0.6, 0.4, 0.0],
-        ..CatalogConfig::default()
-    });
-    let plan = PairPlan {
-        seed: 7,
-        max_pairs: 20_000,
-        ..PairPlan::default()
-    };
     #[allow(clippy::arc_with_non_send_sync)]
-    let data =
-        std::sync::Arc::new(Dataset::from_catalog_attributes(&cat, common::SIZE, &plan).unwrap());
+    let data = std::sync::Arc::new(common::attribute_data(7, 400, [0.6, 0.4, 0.0], 20_000));
     // Far more pairs than the catalog's own 0.5 a product, every one with a wish its target
     // honours (same category, the asked values) and its candidate does not.
     assert!(data.train.len() > 1_000, "{} pairs", data.train.len());
@@ -363,24 +348,10 @@ fn pairs_from_attributes_train_the_wish_and_are_measured() {
 /// bank, positives and near misses, probes, catalog contrastive, distillation, colour).
 #[test]
 fn held_out_images_and_labels_never_shape_training() {
-    use synthsearch_data::wishes::PairPlan;
-    use synthsearch_data::{CatalogConfig, generate};
     use synthsearch_model::{AttributeTable, Dataset};
 
     let _threads = common::threads(2);
-    let cat = generate(&CatalogConfig {
-        seed: 11,
-        products: 300,
-        image_size: common::SIZE as u32,
-        split_shares: [0.6, 0.2, 0.2],
-        ..CatalogConfig::default()
-    });
-    let plan = PairPlan {
-        seed: 11,
-        max_pairs: 5_000,
-        ..PairPlan::default()
-    };
-    let a = Dataset::from_catalog_attributes(&cat, common::SIZE, &plan).unwrap();
+    let a = common::attribute_data(11, 300, [0.6, 0.2, 0.2], 5_000);
     let held: Vec<usize> = (0..a.len())
         .filter(|&i| a.splits[i] != Split::Train)
         .collect();
