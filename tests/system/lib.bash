@@ -20,3 +20,15 @@ run_on_exit() {
     rm -rf "$work"
 }
 trap run_on_exit EXIT
+
+# A TorchScript image encoder (a small convolution with `channels` channels, 16-dim output,
+# seeded) saved at `path`, written with the project's torch.
+torchscript_encoder() {
+    local path=$1 channels=$2 python=/opt/synthsearch/venv/bin/python
+    [ -x "$python" ] || python=python3
+    "$python" -c "
+import torch, torch.nn as nn
+torch.manual_seed(0)
+m = nn.Sequential(nn.Conv2d(3, $channels, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear($channels, 16))
+torch.jit.script(m).save('$path')"
+}

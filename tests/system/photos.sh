@@ -71,13 +71,7 @@ PY
 
 # The pretrained-encoder path on the same photos: a TorchScript image encoder and word vectors
 # (a .vec file of the captions' words; no pretrained weights exist offline, so these are made here).
-python=/opt/synthsearch/venv/bin/python
-[ -x "$python" ] || python=python3
-"$python" -c "
-import torch, torch.nn as nn
-torch.manual_seed(0)
-m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 16))
-torch.jit.script(m).save('$work/enc.pt')"
+torchscript_encoder "$work/enc.pt" 8
 python3 - "$work" <<'PY'
 import glob, json, random, re, sys
 words = set()

@@ -12,13 +12,7 @@ export LIBTORCH_USE_PYTORCH=1 PATH=/opt/synthsearch/venv/bin:$HOME/.cargo/bin:$P
 # folder, whose binary links that root's libtorch).
 synth=${CARGO_TARGET_DIR:-target}/debug/synth
 [ -x "$synth" ] || cargo build -q -p synthsearch-model --bin synth
-python=/opt/synthsearch/venv/bin/python
-[ -x "$python" ] || python=python3
-"$python" -c "
-import torch, torch.nn as nn
-torch.manual_seed(0)
-m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 16))
-torch.jit.script(m).save('$work/enc.pt')"
+torchscript_encoder "$work/enc.pt" 4
 # A tiny model on a generated catalog, its image encoder the module above.
 "$synth" --threads 1 train --products 60 --torchscript "$work/enc.pt" --size 16 --embed-dim 16 \
     --generator-width 4 --critic-width 4 --batch 8 --encoder-steps 2 --gan-steps 2 --eval-queries 0 \
