@@ -235,7 +235,7 @@ pub fn evaluate_point(
     losses: BTreeMap<String, f64>,
 ) -> Result<EvalPoint> {
     let started = std::time::Instant::now();
-    let recall = evaluate_json(model, data, sample, step, None, None)?;
+    let recall = split_figures(model, data, sample, None, None)?.to_json(step);
     Ok(EvalPoint {
         step,
         stage: stage.to_string(),
@@ -245,28 +245,54 @@ pub fn evaluate_point(
     })
 }
 
-/// Recall@K and, where `sample` asks, the headline wishes (read by `judge` where given), as
-/// JSON ([`EvalReport::to_json`] with `"wishes"`: [`WishReport::to_json`]).
-fn evaluate_json(
+/// One held-out split's figures: Recall@K and, where the sample asks and the data has attribute
+/// values, the headline wishes.
+pub struct SplitFigures {
+    pub recall: EvalReport,
+    pub wishes: Option<WishReport>,
+}
+
+impl SplitFigures {
+    /// [`EvalReport::to_json`] with `"wishes"`: [`WishReport::to_json`].
+    pub fn to_json(&self, step: u64) -> serde_json::Value {
+        let mut out = self.recall.to_json(step);
+        if let Some(w) = &self.wishes {
+            out["wishes"] = w.to_json();
+        }
+        out
+    }
+
+    /// The same without a step: a final figure.
+    pub fn final_json(&self) -> serde_json::Value {
+        let mut out = self.to_json(0);
+        if let Some(o) = out.as_object_mut() {
+            o.remove("step");
+        }
+        out
+    }
+}
+
+/// Recall@K on `sample.split` and, where `sample` asks, the headline wishes over the same split
+/// (read by `judge` where given; with the ablation's `head`, its rows too).
+pub fn split_figures(
     model: &Model,
     data: &Dataset,
     sample: &EvalSample,
-    step: u64,
     judge: Option<&JudgeReading>,
     head: Option<&DirectHead>,
-) -> Result<serde_json::Value> {
-    let report = evaluate(model, data, sample.split, sample.queries, head)?;
-    let mut recall = report.to_json(step);
-    if let Some(cfg) = &sample.wishes {
-        let cfg = WishEvalConfig {
-            split: sample.split,
-            ..cfg.clone()
-        };
-        if let Some(w) = evaluate_wishes(model, data, &cfg, judge, head)? {
-            recall["wishes"] = w.to_json();
+) -> Result<SplitFigures> {
+    let recall = evaluate(model, data, sample.split, sample.queries, head)?;
+    let wishes = match &sample.wishes {
+        Some(cfg) => {
+            let cfg = WishEvalConfig {
+                split: sample.split,
+                ..cfg.clone()
+            };
+            evaluate_wishes(model, data, &cfg, judge, head)?
         }
-    }
-    Ok(recall)
+        None => None,
+    };
+    Ok(SplitFigures { recall, wishes })
 }
 
 /// The figures reported for a trained model, the same in `synth eval` and in the database's
@@ -291,16 +317,11 @@ pub fn final_evaluation(
         queries,
         wishes: Some(WishEvalConfig::default()),
     };
-    let mut out = evaluate_json(model, data, &sample(Split::Val), 0, reading.as_ref(), head)?;
-    if let Some(o) = out.as_object_mut() {
-        o.remove("step");
-    }
+    let mut out =
+        split_figures(model, data, &sample(Split::Val), reading.as_ref(), head)?.final_json();
     if !data.test.is_empty() || !data.images_in(Split::Test).is_empty() {
-        let mut test = evaluate_json(model, data, &sample(Split::Test), 0, reading.as_ref(), head)?;
-        if let Some(o) = test.as_object_mut() {
-            o.remove("step");
-        }
-        out["test"] = test;
+        out["test"] =
+            split_figures(model, data, &sample(Split::Test), reading.as_ref(), head)?.final_json();
     }
     if let Some(r) = &reading {
         out["judge"] = serde_json::json!({

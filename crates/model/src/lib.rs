@@ -24,7 +24,10 @@ pub use eval::{
     EvalReport, JudgeReading, Method, PREVIEW_COLUMNS, Preview, WishEvalConfig, WishGroup,
     WishReport, evaluate, evaluate_wishes, held_out_judge, preview,
 };
-pub use history::{EvalPoint, EvalSample, LossMeans, curves_svg, evaluate_point, final_evaluation};
+pub use history::{
+    EvalPoint, EvalSample, LossMeans, SplitFigures, curves_svg, evaluate_point, final_evaluation,
+    split_figures,
+};
 pub use judge::{Judge, JudgeConfig, JudgeHead};
 pub use model::{Generated, MAX_WALK_POINTS, Model, ModelInit, Reference, WalkEnd};
 pub use text::WordVectors;

@@ -14,7 +14,7 @@ use synthsearch_model::train::DirectHead;
 use synthsearch_model::{
     Dataset, EncoderConfig, EvalPoint, EvalSample, GeneratorConfig, JudgeConfig, LossMeans, Model,
     ModelInit, PREVIEW_COLUMNS, Reference, TrainConfig, Trainer, WalkEnd, WishEvalConfig,
-    WordVectors, curves_svg, evaluate, evaluate_point, evaluate_wishes, held_out_judge, preview,
+    WordVectors, curves_svg, evaluate_point, held_out_judge, preview, split_figures,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -966,8 +966,13 @@ fn report(
             continue;
         }
         let t = Instant::now();
-        let r = evaluate(m, d, split, queries, head)?;
-        let mut figures = r.to_json(0);
+        let sample = EvalSample {
+            split,
+            queries,
+            wishes: Some(WishEvalConfig::default()),
+        };
+        let f = split_figures(m, d, &sample, reading.as_ref(), head)?;
+        let r = &f.recall;
         println!(
             "\n## {} split: {} pairs, mean gallery {:.0} held-out images\n\n{}",
             split.name(),
@@ -975,22 +980,15 @@ fn report(
             r.mean_gallery,
             r.table()
         );
-        let cfg = WishEvalConfig {
-            split,
-            ..WishEvalConfig::default()
-        };
-        if let Some(w) = evaluate_wishes(m, d, &cfg, reading.as_ref(), head)? {
+        if let Some(w) = &f.wishes {
             println!(
                 "Headline wishes, {} split ({:.1} s):\n{}",
                 split.name(),
                 t.elapsed().as_secs_f64(),
                 w.table()
             );
-            figures["wishes"] = w.to_json();
         }
-        if let Some(o) = figures.as_object_mut() {
-            o.remove("step");
-        }
+        let figures = f.final_json();
         out.insert(split.name().to_string(), figures);
     }
     if let Some(path) = json {
