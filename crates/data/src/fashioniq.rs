@@ -213,11 +213,27 @@ impl std::error::Error for FiqError {
 /// Image extensions in order of preference when an id has several files.
 const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
 
+/// The largest captions, splits, attributes or columns file read: its size is checked before
+/// anything is allocated for it (a file the caller names must not size an allocation unbounded).
+pub const MAX_JSON_BYTES: u64 = 256 << 20;
+
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, FiqError> {
-    let text = fs::read(path).map_err(|source| FiqError::Io {
+    read_json_limited(path, MAX_JSON_BYTES)
+}
+
+fn read_json_limited<T: DeserializeOwned>(path: &Path, limit: u64) -> Result<T, FiqError> {
+    let io_err = |source| FiqError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let len = fs::metadata(path).map_err(io_err)?.len();
+    if len > limit {
+        return Err(io_err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the file is {len} bytes, more than the limit of {limit}"),
+        )));
+    }
+    let text = fs::read(path).map_err(io_err)?;
     serde_json::from_slice(&text).map_err(|e| FiqError::Json {
         path: path.to_path_buf(),
         line: e.line(),
@@ -481,5 +497,21 @@ impl Dataset {
             .iter()
             .filter(move |((_, s), _)| *s == split)
             .flat_map(|(_, ids)| ids.iter().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod json_limit_tests {
+    use super::*;
+
+    #[test]
+    fn a_json_file_over_the_limit_is_an_error_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        fs::write(&path, format!("[\"{}\"]", "x".repeat(100))).unwrap();
+        let ok: Vec<String> = read_json_limited(&path, 200).unwrap();
+        assert_eq!(ok[0].len(), 100);
+        let e = read_json_limited::<Vec<String>>(&path, 50).unwrap_err();
+        assert!(e.to_string().contains("more than the limit of 50"), "{e}");
     }
 }
